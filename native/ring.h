@@ -1,0 +1,323 @@
+// ringpipe ring: memory layout and protocol, defined once.
+//
+// A ring lives at the start of a region (private mmap or POSIX shm). JavaScript drives the
+// same protocol over a SharedArrayBuffer with Atomics (src/ring/); it reads every offset below
+// from the addon's `layout` export, so this file is the single definition of the layout.
+//
+// Positions are byte counters modulo 2^32 (uint32). Capacity is a power of two <= 2^30, so
+// `pos & (capacity - 1)` is the offset in the data area and `write - read` (mod 2^32) is the
+// number of bytes in use. 32-bit counters keep every shared word reachable with Int32Array
+// Atomics in JS (BigInt64 Atomics allocate on every load).
+//
+// Header (offsets in bytes; kLine = 128 because x86's adjacent-line prefetcher pulls cache
+// lines in pairs, so 64-byte padding still lets two cores fight over one 128-byte pair):
+//
+//   line 0  config, written once:  magic, version, capacity, flags, readerSlots, dataOffset
+//   line 1  control, rare writes:  state, writersOpen, abortCode, creatorPid
+//   line 2  writePos               the writers' only hot word; SP publishes it in batches,
+//                                  MP writers claim space with a CAS on it
+//   line 3  dataSeq, readersWaiting   futex word readers park on, and how many do
+//   line 4  spaceSeq, writersWaiting  futex word writers park on, and how many do
+//   line 5  writer pids (kMaxWriters u32), for liveness checks across processes
+//   line 6+ one line per reader slot: readPos, active, pid
+//   data    at dataOffset (64-byte aligned), `capacity` bytes
+//
+// Record (16-byte aligned, so a wrap pad is always big enough for a header):
+//
+//   +0  u32 length     payload bytes
+//   +4  u32 typeFlags  low 16 bits: type (0 = PAD, skipped by readers); high 16: flags
+//   +8  u32 seq        sequence number, for ordering across replicas
+//   +12 u32 stamp      the record's own position, stored last with release semantics:
+//                      a reader accepts the record at `pos` only when stamp == pos. SP writers
+//                      could do without it; MP writers claim (CAS) before they fill, so readers
+//                      need it to tell a committed record from a claimed one or from stale bytes.
+//   +16 payload        16-aligned; a claim may ask for 64-byte alignment (tensors), which the
+//                      writer gets by putting a PAD record in front. Small records stay 16-aligned
+//                      because padding every 64-byte record to 128 bytes halves throughput.
+//
+// A record larger than capacity/2 - 128 bytes could fail to fit even in an empty ring (it may have
+// to wrap from the middle), so claims above that are rejected.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+
+namespace ringpipe {
+
+constexpr uint32_t kMagic = 0x52504752;  // "RGPR"
+constexpr uint32_t kVersion = 1;
+constexpr uint32_t kLine = 128;
+constexpr uint32_t kMaxWriters = 32;
+constexpr uint32_t kMaxReaders = 64;
+constexpr uint32_t kRecordHeader = 16;
+constexpr uint32_t kRecordAlign = 16;
+constexpr uint32_t kTypePad = 0;
+
+// Flags (line 0).
+constexpr uint32_t kFlagMultiProducer = 1;
+constexpr uint32_t kFlagCrossProcess = 2;  // waits use futexes, not Atomics.wait
+
+// States (line 1).
+constexpr uint32_t kStateOpen = 0;
+constexpr uint32_t kStateClosed = 1;   // every writer closed: readers drain, then see the end
+constexpr uint32_t kStateAborted = 2;  // a peer failed: everybody stops now
+
+// Header offsets.
+constexpr uint32_t kOffMagic = 0;
+constexpr uint32_t kOffVersion = 4;
+constexpr uint32_t kOffCapacity = 8;
+constexpr uint32_t kOffFlags = 12;
+constexpr uint32_t kOffReaderSlots = 16;
+constexpr uint32_t kOffDataOffset = 20;
+constexpr uint32_t kOffState = 1 * kLine;
+constexpr uint32_t kOffWritersOpen = 1 * kLine + 4;
+constexpr uint32_t kOffAbortCode = 1 * kLine + 8;
+constexpr uint32_t kOffCreatorPid = 1 * kLine + 12;
+constexpr uint32_t kOffWritePos = 2 * kLine;
+constexpr uint32_t kOffDataSeq = 3 * kLine;
+constexpr uint32_t kOffReadersWaiting = 3 * kLine + 4;
+constexpr uint32_t kOffSpaceSeq = 4 * kLine;
+constexpr uint32_t kOffWritersWaiting = 4 * kLine + 4;
+constexpr uint32_t kOffWriterPids = 5 * kLine;
+constexpr uint32_t kOffReaders = 6 * kLine;
+// Within a reader slot.
+constexpr uint32_t kReaderReadPos = 0;
+constexpr uint32_t kReaderActive = 4;
+constexpr uint32_t kReaderPid = 8;
+
+// Within a record header.
+constexpr uint32_t kRecLength = 0;
+constexpr uint32_t kRecTypeFlags = 4;
+constexpr uint32_t kRecSeq = 8;
+constexpr uint32_t kRecStamp = 12;
+
+static_assert(kMaxWriters * 4 <= kLine, "writer pid table fits one line");
+
+constexpr uint32_t align_up(uint32_t v, uint32_t a) { return (v + a - 1) & ~(a - 1); }
+constexpr uint32_t data_offset(uint32_t reader_slots) { return align_up(kOffReaders + reader_slots * kLine, 64); }
+constexpr uint32_t region_size(uint32_t capacity, uint32_t reader_slots) { return data_offset(reader_slots) + capacity; }
+constexpr uint32_t max_payload(uint32_t capacity) { return capacity / 2 - 128; }
+constexpr uint32_t record_size(uint32_t length) { return align_up(kRecordHeader + length, kRecordAlign); }
+constexpr bool is_power_of_two(uint32_t v) { return v && !(v & (v - 1)); }
+
+// Atomic access to a uint32 inside the shared mapping.
+inline std::atomic_ref<uint32_t> at(uint8_t* base, uint32_t off) {
+  return std::atomic_ref<uint32_t>(*reinterpret_cast<uint32_t*>(base + off));
+}
+
+// Writes a fresh header. `base` is 64-byte aligned and region_size() bytes long.
+inline void init_ring(uint8_t* base, uint32_t capacity, uint32_t reader_slots, uint32_t flags, uint32_t writers,
+                      uint32_t creator_pid) {
+  std::memset(base, 0, data_offset(reader_slots));
+  at(base, kOffCapacity).store(capacity);
+  at(base, kOffFlags).store(flags);
+  at(base, kOffReaderSlots).store(reader_slots);
+  at(base, kOffDataOffset).store(data_offset(reader_slots));
+  at(base, kOffWritersOpen).store(writers);
+  at(base, kOffCreatorPid).store(creator_pid);
+  for (uint32_t r = 0; r < reader_slots; ++r) at(base, kOffReaders + r * kLine + kReaderActive).store(1);
+  at(base, kOffVersion).store(kVersion);
+  at(base, kOffMagic).store(kMagic, std::memory_order_release);  // last: a mapped ring is valid once magic is set
+}
+
+// ---------------------------------------------------------------------------------------------
+// Protocol. The C++ side below is the reference the JS side (src/ring/) is tested against; the
+// hot path in production is the JS one, since an N-API call costs more than a whole record.
+// Waiting is left to the caller (futex.h): try_* calls never block.
+
+// Smallest readPos over active readers; `fallback` when no reader is active (nobody to wait for).
+inline uint32_t min_read_pos(uint8_t* base, uint32_t fallback) {
+  const uint32_t slots = at(base, kOffReaderSlots).load(std::memory_order_relaxed);
+  bool any = false;
+  uint32_t best_used = 0, best = fallback;
+  for (uint32_t r = 0; r < slots; ++r) {
+    uint32_t slot = kOffReaders + r * kLine;
+    if (!at(base, slot + kReaderActive).load()) continue;
+    uint32_t rp = at(base, slot + kReaderReadPos).load(std::memory_order_acquire);
+    uint32_t used = fallback - rp;  // mod 2^32: how far this reader trails the writer
+    if (!any || used > best_used) { best_used = used; best = rp; any = true; }
+  }
+  return best;
+}
+
+// Bytes a claim of `length` needs at position `pos`: wrap pad + alignment pad + record.
+struct Placement {
+  uint32_t wrap_pad;   // bytes of PAD to the end of the data area (0 if none)
+  uint32_t align_pad;  // bytes of PAD before the header so the payload is 64-aligned
+  uint32_t total;      // everything, pads included
+};
+inline Placement place(uint32_t pos, uint32_t capacity, uint32_t length, uint32_t align) {
+  const uint32_t rec = record_size(length);
+  uint32_t off = pos & (capacity - 1);
+  Placement p{0, 0, 0};
+  auto pad_for = [&](uint32_t o) { return align == 64 ? ((64 - ((o + kRecordHeader) & 63)) & 63) : 0u; };
+  p.align_pad = pad_for(off);
+  if (off + p.align_pad + rec > capacity) {
+    p.wrap_pad = capacity - off;
+    p.align_pad = pad_for(0);
+  }
+  p.total = p.wrap_pad + p.align_pad + rec;
+  return p;
+}
+
+inline void write_header(uint8_t* data, uint32_t mask, uint32_t pos, uint32_t length, uint32_t type_flags,
+                         uint32_t seq) {
+  uint8_t* h = data + (pos & mask);
+  std::memcpy(h + kRecLength, &length, 4);
+  std::memcpy(h + kRecTypeFlags, &type_flags, 4);
+  std::memcpy(h + kRecSeq, &seq, 4);
+}
+inline void stamp(uint8_t* data, uint32_t mask, uint32_t pos) {
+  at(data, (pos & mask) + kRecStamp).store(pos, std::memory_order_release);
+}
+
+class Writer {
+ public:
+  explicit Writer(uint8_t* base)
+      : base_(base),
+        capacity_(at(base, kOffCapacity).load()),
+        mask_(capacity_ - 1),
+        data_(base + at(base, kOffDataOffset).load()),
+        mp_(at(base, kOffFlags).load() & kFlagMultiProducer),
+        pos_(at(base, kOffWritePos).load()),
+        cached_min_(min_read_pos(base, pos_)) {}
+
+  // Claims room for `length` payload bytes; nullptr when the ring is full right now.
+  uint8_t* try_claim(uint32_t length, uint32_t type, uint32_t seq, uint32_t align = 16) {
+    for (;;) {
+      uint32_t pos = mp_ ? at(base_, kOffWritePos).load() : pos_;
+      Placement p = place(pos, capacity_, length, align);
+      if (pos + p.total - cached_min_ > capacity_) {
+        cached_min_ = min_read_pos(base_, pos);
+        if (pos + p.total - cached_min_ > capacity_) return nullptr;
+      }
+      if (mp_) {
+        uint32_t expected = pos;
+        if (!at(base_, kOffWritePos).compare_exchange_weak(expected, pos + p.total)) continue;
+      }
+      uint32_t at_pos = pos;
+      if (p.wrap_pad) { write_pad(at_pos, p.wrap_pad); at_pos += p.wrap_pad; }
+      if (p.align_pad) { write_pad(at_pos, p.align_pad); at_pos += p.align_pad; }
+      write_header(data_, mask_, at_pos, length, type, seq);
+      claim_pos_ = at_pos;
+      next_pos_ = pos + p.total;
+      return data_ + (at_pos & mask_) + kRecordHeader;
+    }
+  }
+
+  void commit() {
+    stamp(data_, mask_, claim_pos_);
+    if (!mp_) pos_ = next_pos_;
+  }
+
+  // SP: make committed records visible. MP: stamps already did. Then wake parked readers.
+  void publish() {
+    if (!mp_) at(base_, kOffWritePos).store(pos_);
+    if (at(base_, kOffReadersWaiting).load()) {
+      at(base_, kOffDataSeq).fetch_add(1);
+      wake_ = true;
+    }
+  }
+  bool take_wake() { bool w = wake_; wake_ = false; return w; }
+
+  uint32_t capacity() const { return capacity_; }
+
+ private:
+  void write_pad(uint32_t pos, uint32_t bytes) {
+    write_header(data_, mask_, pos, bytes - kRecordHeader, kTypePad, 0);
+    stamp(data_, mask_, pos);
+  }
+  uint8_t* base_;
+  uint32_t capacity_, mask_;
+  uint8_t* data_;
+  bool mp_;
+  uint32_t pos_, cached_min_;
+  uint32_t claim_pos_ = 0, next_pos_ = 0;
+  bool wake_ = false;
+};
+
+struct RecordView {
+  const uint8_t* payload;
+  uint32_t length, type_flags, seq;
+};
+
+class Reader {
+ public:
+  Reader(uint8_t* base, uint32_t slot)
+      : base_(base),
+        slot_(kOffReaders + slot * kLine),
+        mask_(at(base, kOffCapacity).load() - 1),
+        data_(base + at(base, kOffDataOffset).load()),
+        pos_(at(base, slot_ + kReaderReadPos).load()),
+        cached_write_(pos_) {}
+
+  // 1: a record; 0: nothing yet; -1: closed and drained; -2: aborted.
+  int try_next(RecordView* out) {
+    for (;;) {
+      if (pos_ == cached_write_) {
+        uint32_t state = at(base_, kOffState).load();
+        cached_write_ = at(base_, kOffWritePos).load();
+        if (state == kStateAborted) return -2;
+        if (pos_ == cached_write_) return state == kStateClosed ? -1 : 0;
+      }
+      const uint8_t* h = data_ + (pos_ & mask_);
+      if (at(const_cast<uint8_t*>(h), kRecStamp).load(std::memory_order_acquire) != pos_) return 0;  // claimed, not committed
+      std::memcpy(&out->length, h + kRecLength, 4);
+      std::memcpy(&out->type_flags, h + kRecTypeFlags, 4);
+      std::memcpy(&out->seq, h + kRecSeq, 4);
+      if ((out->type_flags & 0xffff) == kTypePad) { pos_ += record_size(out->length); continue; }
+      out->payload = h + kRecordHeader;
+      current_size_ = record_size(out->length);
+      return 1;
+    }
+  }
+
+  void release() { pos_ += current_size_; current_size_ = 0; }
+
+  // Makes released space available to writers; true when a parked writer should be woken.
+  bool publish() {
+    at(base_, slot_ + kReaderReadPos).store(pos_);
+    if (at(base_, kOffWritersWaiting).load()) {
+      at(base_, kOffSpaceSeq).fetch_add(1);
+      return true;
+    }
+    return false;
+  }
+
+ private:
+  uint8_t* base_;
+  uint32_t slot_, mask_;
+  uint8_t* data_;
+  uint32_t pos_, cached_write_, current_size_ = 0;
+};
+
+// Ends the stream for one writer; the last one to close moves the ring to kStateClosed.
+// Returns true when readers must be woken.
+inline bool close_writer(uint8_t* base) {
+  if (at(base, kOffWritersOpen).fetch_sub(1) == 1) {
+    uint32_t open = kStateOpen;
+    at(base, kOffState).compare_exchange_strong(open, kStateClosed);
+  }
+  at(base, kOffDataSeq).fetch_add(1);
+  return true;
+}
+
+// Records a writer's pid in the first free slot of line 5, so readers in other processes can tell
+// a dead writer from a slow one. Returns the slot, or -1 when the table is full.
+inline int register_writer_pid(uint8_t* base, uint32_t pid) {
+  for (uint32_t i = 0; i < kMaxWriters; ++i) {
+    uint32_t zero = 0;
+    if (at(base, kOffWriterPids + 4 * i).compare_exchange_strong(zero, pid)) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+inline void abort_ring(uint8_t* base, uint32_t code) {
+  at(base, kOffAbortCode).store(code);
+  at(base, kOffState).store(kStateAborted);
+  at(base, kOffDataSeq).fetch_add(1);
+  at(base, kOffSpaceSeq).fetch_add(1);
+}
+
+}  // namespace ringpipe
