@@ -1,0 +1,60 @@
+// The one place the addon is loaded. Built by `npm install` (cmake-js) into build/Release.
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { NativeLoadError } from './errors.js';
+
+/** Offsets and constants of the ring layout, exported by native/ring.h (the single definition). */
+export interface Layout {
+  magic: number; version: number; line: number; maxWriters: number; maxReaders: number;
+  recordHeader: number; recordAlign: number; typePad: number;
+  flagMultiProducer: number; flagCrossProcess: number;
+  stateOpen: number; stateClosed: number; stateAborted: number;
+  offMagic: number; offVersion: number; offCapacity: number; offFlags: number; offReaderSlots: number;
+  offDataOffset: number; offState: number; offWritersOpen: number; offAbortCode: number; offCreatorPid: number;
+  offWritePos: number; offDataSeq: number; offReadersWaiting: number; offSpaceSeq: number;
+  offWritersWaiting: number; offWriterPids: number; offReaders: number;
+  readerReadPos: number; readerActive: number; readerPid: number;
+  recLength: number; recTypeFlags: number; recSeq: number; recStamp: number;
+}
+
+export interface Addon {
+  layout: Layout;
+  createRegion(size: number, shared: boolean): { buffer: SharedArrayBuffer; name: string };
+  openRegion(name: string): SharedArrayBuffer;
+  unlinkRegion(name: string): boolean;
+  unlinkOwnedRegions(): number;
+  cleanupStaleRegions(): number;
+  regionPrefix(): string;
+  /** 0 woken, 1 value differed, 2 timed out. Blocks the calling thread. */
+  futexWait(buffer: SharedArrayBuffer, byteOffset: number, expected: number, timeoutMs: number): 0 | 1 | 2;
+  futexWake(buffer: SharedArrayBuffer, byteOffset: number, count?: number): number;
+  futexWaitAsync(buffer: SharedArrayBuffer, byteOffset: number, expected: number, timeoutMs: number): Promise<0 | 1 | 2>;
+  initRing(buffer: SharedArrayBuffer, capacity: number, readerSlots: number, flags: number, writers: number): void;
+  /** Test hooks: a C++ writer / reader of testdata records on a thread of their own. */
+  cppProduce(buffer: SharedArrayBuffer, count: number, seed: number, maxLen: number, align: number): Promise<void>;
+  cppConsume(buffer: SharedArrayBuffer, slot: number, seed: number, maxLen: number): Promise<{ count: number; bad: number }>;
+}
+
+const addonPath = fileURLToPath(new URL('../build/Release/ringpipe.node', import.meta.url));
+
+function load(): Addon {
+  if (!existsSync(addonPath)) {
+    throw new NativeLoadError(
+      'ERR_NATIVE_MISSING',
+      `ringpipe's native addon is not built (expected ${addonPath}). Run \`npm install\` (or \`npm run build:native\`) in the ringpipe package; it needs cmake and a C++20 compiler.`,
+    );
+  }
+  try {
+    return createRequire(import.meta.url)(addonPath) as Addon;
+  } catch (cause) {
+    throw new NativeLoadError(
+      'ERR_NATIVE_LOAD',
+      `ringpipe's native addon at ${addonPath} failed to load (${(cause as Error).message}). It is built for one Node major: rebuild it with \`npm run build:native\` after changing Node.`,
+      { cause },
+    );
+  }
+}
+
+export const native: Addon = load();
+export const layout: Layout = native.layout;

@@ -1,0 +1,157 @@
+// The reading end of a ring: one cursor. Hot path: next() -> use the payload where it lies ->
+// release(). Released space is handed back to writers in batches (releaseEvery records or
+// capacity/8 bytes, or flush()), for the same cache-line reason as the writer's publish.
+import { layout as L } from '../native.js';
+import { attachRing, RingMemory, type RingDescriptor } from './ring.js';
+import { abortedError, park, parkSync, type WaitOptions } from './wait.js';
+
+export interface ReaderOptions {
+  /** Hand space back after this many releases. Default 32. */
+  releaseEvery?: number;
+}
+
+/** next() results besides a payload offset. */
+export const EMPTY = -1;
+export const END = -2;
+
+const HDR = 16;
+
+export class RingReader {
+  readonly mem: RingMemory;
+  readonly bytes: Uint8Array;
+  readonly slot: number;
+  /** Current record (valid after next() returned an offset, until release()). */
+  length = 0;
+  typeFlags = 0;
+  seq = 0;
+  offset = 0;
+  private readonly i32: Int32Array;
+  private readonly u32: Uint32Array;
+  private readonly mask: number;
+  private readonly data: number;
+  private readonly slotIdx: number;
+  private readonly releaseEvery: number;
+  private readonly releaseBytes: number;
+  private pos: number;
+  private cachedWrite: number;
+  private size = 0;
+  private pending = 0;
+  private pendingBytes = 0;
+  private detached = false;
+
+  constructor(ring: RingMemory | RingDescriptor, slot = 0, options: ReaderOptions = {}) {
+    this.mem = ring instanceof RingMemory ? ring : attachRing(ring);
+    const m = this.mem;
+    if (!Number.isInteger(slot) || slot < 0 || slot >= m.readerSlots) {
+      throw new RangeError(`reader slot ${slot} does not exist (the ring has ${m.readerSlots})`);
+    }
+    this.slot = slot;
+    this.bytes = m.bytes;
+    this.i32 = m.i32;
+    this.u32 = m.u32;
+    this.mask = m.mask;
+    this.data = m.data;
+    this.slotIdx = (L.offReaders + slot * L.line) >> 2;
+    this.releaseEvery = options.releaseEvery ?? 32;
+    this.releaseBytes = m.capacity >>> 3;
+    this.pos = Atomics.load(this.i32, this.slotIdx) >>> 0;
+    this.cachedWrite = this.pos;
+    if (m.crossProcess) Atomics.store(this.i32, this.slotIdx + (L.readerPid >> 2), process.pid);
+  }
+
+  /** The record type (low 16 bits of typeFlags). */
+  get type(): number {
+    return this.typeFlags & 0xffff;
+  }
+  /** The record flags (high 16 bits). */
+  get flags(): number {
+    return this.typeFlags >>> 16;
+  }
+
+  /**
+   * The next record's payload offset in `bytes`, EMPTY when there is none yet, END when every
+   * writer closed and the ring is drained. Calling it again before release() returns the same
+   * record (a peek). Throws when the ring was aborted.
+   */
+  next(): number {
+    for (;;) {
+      if (this.pos === this.cachedWrite) {
+        const state = Atomics.load(this.i32, L.offState >> 2);
+        this.cachedWrite = Atomics.load(this.i32, L.offWritePos >> 2) >>> 0;
+        if (state === L.stateAborted) throw abortedError(this.mem);
+        if (this.pos === this.cachedWrite) return state === L.stateClosed ? END : EMPTY;
+      }
+      const w = (this.data + (this.pos & this.mask)) >> 2;
+      if (Atomics.load(this.i32, w + 3) >>> 0 !== this.pos) return EMPTY;  // claimed, not committed yet
+      const length = this.u32[w]!;
+      const typeFlags = this.u32[w + 1]!;
+      const size = (HDR + length + 15) & ~15;
+      if ((typeFlags & 0xffff) === L.typePad) {
+        this.pos = (this.pos + size) >>> 0;
+        continue;
+      }
+      this.length = length;
+      this.typeFlags = typeFlags;
+      this.seq = this.u32[w + 2]!;
+      this.size = size;
+      return (this.offset = (w << 2) + HDR);
+    }
+  }
+
+  /** Done with the current record: its space may be reused once handed back. */
+  release(): void {
+    this.pos = (this.pos + this.size) >>> 0;
+    this.pendingBytes += this.size;
+    this.size = 0;
+    if (++this.pending >= this.releaseEvery || this.pendingBytes >= this.releaseBytes) this.flush();
+  }
+
+  /** Hands released space back to writers and wakes a parked one. */
+  flush(): void {
+    Atomics.store(this.i32, this.slotIdx, this.pos | 0);
+    this.pending = 0;
+    this.pendingBytes = 0;
+    if (Atomics.load(this.i32, L.offWritersWaiting >> 2) !== 0) this.mem.wake(L.offSpaceSeq);
+  }
+
+  /** True when next() would not return EMPTY. */
+  ready(): boolean {
+    if (this.mem.state() !== L.stateOpen) return true;
+    return this.next() !== EMPTY;
+  }
+
+  /** Waits until next() has something to say. Hands back released space first. */
+  waitForData(options?: WaitOptions): Promise<void> {
+    this.flush();
+    return park(this.mem, L.offDataSeq, L.offReadersWaiting, () => this.ready(), () => this.mem.writerPids(), options);
+  }
+
+  /** Blocking waitForData(), for threads and processes with nothing else to do. */
+  waitForDataSync(timeoutMs?: number): void {
+    this.flush();
+    parkSync(this.mem, L.offDataSeq, L.offReadersWaiting, () => this.ready(), () => this.mem.writerPids(), timeoutMs);
+  }
+
+  /** Copy path: the next record's payload as a fresh Uint8Array, or null at the end. */
+  async read(options?: WaitOptions): Promise<Uint8Array | null> {
+    for (;;) {
+      const off = this.next();
+      if (off === END) return null;
+      if (off >= 0) {
+        const copy = this.bytes.slice(off, off + this.length);
+        this.release();
+        return copy;
+      }
+      await this.waitForData(options);
+    }
+  }
+
+  /** Stops holding writers back: this cursor no longer counts for free space. */
+  detach(): void {
+    if (this.detached) return;
+    this.detached = true;
+    this.flush();
+    Atomics.store(this.i32, this.slotIdx + (L.readerActive >> 2), 0);
+    this.mem.wake(L.offSpaceSeq);
+  }
+}

@@ -1,0 +1,126 @@
+// Parking a ring end: spin briefly, then sleep on a futex word until the other side bumps it.
+// Private rings park with Atomics.waitAsync/wait (V8's own wait lists); cross-process rings with
+// real futexes through the addon, since Atomics.notify cannot reach another process. Parking costs
+// tens of microseconds, so the protocol only parks when a spin found nothing, never per record.
+import { layout as L, native } from '../native.js';
+import { RingError } from '../errors.js';
+import type { RingMemory } from './ring.js';
+
+/** How long one sleep lasts before liveness is checked again. */
+const SLICE_MS = 100;
+/** Checks before parking; a check is a couple of atomic loads. */
+export const DEFAULT_SPIN = 256;
+
+const noop = () => {};
+
+export const ABORT_GENERIC = 1;
+export const ABORT_PEER_DEAD = 2;
+
+export interface WaitOptions {
+  /** Give up with ERR_TIMEOUT after this many milliseconds. Default: no limit. */
+  timeoutMs?: number;
+  /** Give up with the signal's reason when it aborts. */
+  signal?: AbortSignal;
+}
+
+export function abortedError(mem: RingMemory): RingError {
+  return mem.abortCode() === ABORT_PEER_DEAD
+    ? new RingError('ERR_PEER_DEAD', 'a process on the other end of the ring died')
+    : new RingError('ERR_RING_ABORTED', 'the ring was aborted (a peer failed or the run was cancelled)');
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Throws when the ring is aborted, or aborts it when every peer process in `pids()` is gone. */
+function checkPeers(mem: RingMemory, pids: () => number[]): void {
+  if (mem.state() === L.stateAborted) throw abortedError(mem);
+  if (!mem.crossProcess) return;  // threads of one process: the supervisor watches them
+  const others = pids().filter((p) => p !== process.pid);
+  if (others.length && !others.some(alive)) {
+    mem.abort(ABORT_PEER_DEAD);
+    throw abortedError(mem);
+  }
+}
+
+/**
+ * Waits until `ready()` is true. `seqOff` is the futex word, `waitingOff` the counter that tells
+ * the other side to bump it. `pids` lists the peers whose death ends the wait.
+ */
+export async function park(
+  mem: RingMemory,
+  seqOff: number,
+  waitingOff: number,
+  ready: () => boolean,
+  pids: () => number[],
+  options: WaitOptions = {},
+  spin = DEFAULT_SPIN,
+): Promise<void> {
+  for (let i = 0; i < spin; i++) if (ready()) return;
+  const deadline = options.timeoutMs === undefined ? Infinity : Date.now() + options.timeoutMs;
+  const seqIdx = seqOff >> 2, waitingIdx = waitingOff >> 2;
+  for (;;) {
+    const seq = Atomics.load(mem.i32, seqIdx);
+    Atomics.add(mem.i32, waitingIdx, 1);
+    try {
+      if (ready()) return;
+      if (mem.state() === L.stateAborted) throw abortedError(mem);
+      options.signal?.throwIfAborted();
+      const ms = Math.min(SLICE_MS, deadline - Date.now());
+      if (ms <= 0) throw new RingError('ERR_TIMEOUT', `timed out after ${options.timeoutMs} ms waiting on a ring`);
+      if (mem.crossProcess) {
+        await native.futexWaitAsync(mem.buffer, seqOff, seq, ms);
+      } else {
+        const r = Atomics.waitAsync(mem.i32, seqIdx, seq, ms);
+        if (r.async) {
+          // A pending waitAsync does not keep Node's event loop alive: without this timer a
+          // worker with nothing else to do would exit in the middle of the wait.
+          const keepAlive = setTimeout(noop, ms + 50);
+          await r.value;
+          clearTimeout(keepAlive);
+        }
+      }
+    } finally {
+      Atomics.sub(mem.i32, waitingIdx, 1);
+    }
+    if (ready()) return;
+    checkPeers(mem, pids);
+  }
+}
+
+/** Blocking form of park(), for worker threads and child processes that have nothing else to do. */
+export function parkSync(
+  mem: RingMemory,
+  seqOff: number,
+  waitingOff: number,
+  ready: () => boolean,
+  pids: () => number[],
+  timeoutMs = Infinity,
+  spin = DEFAULT_SPIN,
+): void {
+  for (let i = 0; i < spin; i++) if (ready()) return;
+  const deadline = Date.now() + timeoutMs;
+  const seqIdx = seqOff >> 2, waitingIdx = waitingOff >> 2;
+  for (;;) {
+    const seq = Atomics.load(mem.i32, seqIdx);
+    Atomics.add(mem.i32, waitingIdx, 1);
+    try {
+      if (ready()) return;
+      if (mem.state() === L.stateAborted) throw abortedError(mem);
+      const ms = Math.min(SLICE_MS, deadline - Date.now());
+      if (ms <= 0) throw new RingError('ERR_TIMEOUT', `timed out after ${timeoutMs} ms waiting on a ring`);
+      if (mem.crossProcess) native.futexWait(mem.buffer, seqOff, seq, ms);
+      else Atomics.wait(mem.i32, seqIdx, seq, ms);
+    } finally {
+      Atomics.sub(mem.i32, waitingIdx, 1);
+    }
+    if (ready()) return;
+    checkPeers(mem, pids);
+  }
+}
