@@ -132,15 +132,22 @@ export class RingReader {
     parkSync(this.mem, L.offDataSeq, L.offReadersWaiting, () => this.ready(), () => this.mem.writerPids(), timeoutMs);
   }
 
-  /** Copy path: the next record's payload as a fresh Uint8Array, or null at the end. */
-  async read(options?: WaitOptions): Promise<Uint8Array | null> {
+  /** Copy path: the next record's payload copied into `into` (or a fresh array); null at the end. */
+  async read(into?: Uint8Array, options?: WaitOptions): Promise<Uint8Array | null> {
     for (;;) {
       const off = this.next();
       if (off === END) return null;
       if (off >= 0) {
-        const copy = this.bytes.slice(off, off + this.length);
+        let out: Uint8Array;
+        if (into) {
+          if (into.byteLength < this.length) throw new RangeError(`read(into): a ${this.length}-byte record does not fit ${into.byteLength} bytes`);
+          out = into.subarray(0, this.length);
+          out.set(this.bytes.subarray(off, off + this.length));
+        } else {
+          out = this.bytes.slice(off, off + this.length);
+        }
         this.release();
-        return copy;
+        return out;
       }
       await this.waitForData(options);
     }

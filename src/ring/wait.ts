@@ -8,8 +8,9 @@ import type { RingMemory } from './ring.js';
 
 /** How long one sleep lasts before liveness is checked again. */
 const SLICE_MS = 100;
-/** Checks before parking; a check is a couple of atomic loads. */
-export const DEFAULT_SPIN = 256;
+/** Checks before parking (a check is a few loads, ~10 ns): ~20-50 us of spinning, about what one
+ * park/wake round trip costs, so a side that would be woken soon never pays for parking. */
+export const DEFAULT_SPIN = 4096;
 
 const noop = () => {};
 

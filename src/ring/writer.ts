@@ -32,6 +32,7 @@ export class RingWriter {
   private claimPos = -1;
   private claimHdr = 0;
   private nextPos = 0;
+  private claimSize = 0;
   private pending = 0;
   private pendingBytes = 0;
   private closed = false;
@@ -96,18 +97,25 @@ export class RingWriter {
       this.claimPos = at;
       this.claimHdr = w;
       this.nextPos = (pos + total) >>> 0;
+      this.claimSize = total;
       return h + HDR;
     }
   }
 
   /** Makes the claimed record part of the stream (visible at the next publish). */
   commit(): void {
-    // The stamp, stored last, is what tells a reader the record is complete (ring.h).
-    Atomics.store(this.i32, this.claimHdr + 3, this.claimPos | 0);
-    const size = this.u32[this.claimHdr]! + HDR;
+    if (this.mp) {
+      // The stamp, stored last, is what tells a reader the record is complete (ring.h).
+      Atomics.store(this.i32, this.claimHdr + 3, this.claimPos | 0);
+    } else {
+      // SP: readers only look below the published write position, and publishing is an
+      // Atomics.store that orders this plain store before it; a seq_cst store per record
+      // (an xchg on x86) would cost more than the rest of the hot path.
+      this.u32[this.claimHdr + 3] = this.claimPos;
+      this.pos = this.nextPos;
+    }
     this.claimPos = -1;
-    if (!this.mp) this.pos = this.nextPos;
-    this.pendingBytes += size;
+    this.pendingBytes += this.claimSize;
     if (++this.pending >= this.publishEvery || this.pendingBytes >= this.publishBytes) this.flush();
   }
 
@@ -189,7 +197,8 @@ export class RingWriter {
     const w = (this.data + (at & this.mask)) >> 2;
     this.u32[w] = bytes - HDR;
     this.u32[w + 1] = L.typePad;
-    Atomics.store(this.i32, w + 3, at | 0);
+    if (this.mp) Atomics.store(this.i32, w + 3, at | 0);
+    else this.u32[w + 3] = at;
     return (at + bytes) >>> 0;
   }
 

@@ -1,0 +1,23 @@
+// Starts benchmark peers (TypeScript) in worker threads or child processes, through tsx.
+import { fork, type ChildProcess } from 'node:child_process';
+import { Worker } from 'node:worker_threads';
+
+/** A worker thread running `file` (a .ts module); Node 20 needs tsx registered inside the worker. */
+export function tsWorker(file: URL, workerData: unknown, transferList: Transferable[] = []): Worker {
+  const code = `import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(file.href)}); })`;
+  return new Worker(code, { eval: true, workerData, execArgv: [], transferList: transferList as any });
+}
+
+/** A child process running `file` with `data` as JSON in argv[2]. */
+export function tsProcess(file: URL, data: unknown): ChildProcess {
+  return fork(file, [JSON.stringify(data)], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+}
+
+/** The first message of a worker or child, rejecting if it errs or exits first. */
+export function firstMessage<T>(peer: Worker | ChildProcess): Promise<T> {
+  return new Promise((resolve, reject) => {
+    peer.once('message', (m: T) => resolve(m));
+    peer.once('error', reject);
+    peer.once('exit', (code: number | null) => reject(new Error(`benchmark peer exited (${code}) before reporting`)));
+  });
+}
