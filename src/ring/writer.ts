@@ -132,6 +132,8 @@ export class RingWriter {
 
   /** Publishes what was committed and wakes parked readers. */
   flush(): void {
+    // Once per batch, not per record: a writer into an aborted ring learns it here.
+    if (Atomics.load(this.i32, L.offState >> 2) === L.stateAborted && !this.closed) throw abortedError(this.mem);
     if (!this.mp) Atomics.store(this.i32, L.offWritePos >> 2, this.pos | 0);
     this.pending = 0;
     this.pendingBytes = 0;
@@ -171,8 +173,8 @@ export class RingWriter {
   close(): void {
     if (this.closed) return;
     this.abort();
-    this.flush();
     this.closed = true;
+    this.flush();
     if (Atomics.sub(this.i32, L.offWritersOpen >> 2, 1) === 1) {
       Atomics.compareExchange(this.i32, L.offState >> 2, L.stateOpen, L.stateClosed);
     }

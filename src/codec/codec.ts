@@ -1,0 +1,157 @@
+// Encoding values into ring records and decoding them back. Numbers, strings, bytes and tensors
+// have layouts of their own (tensors and bytes are read in place: zero-copy); anything else goes
+// through v8's structured serialization.
+import { deserialize, serialize } from 'node:v8';
+import { InvalidArgumentError } from '../errors.js';
+import type { RingReader } from '../ring/reader.js';
+import type { RingWriter } from '../ring/writer.js';
+import {
+  DTYPE_CODE, DTYPES, F_BARE_TYPED, F_BUFFER, MAX_DIMS, T_BYTES, T_NUMBER, T_STRING, T_TENSOR, T_VALUE, TENSOR_HEADER,
+  dtypeOf, elementCount, isTensor, type DType, type Tensor, type TypedArray,
+} from './types.js';
+
+/** Size of the record `value` will need, and its type; `bytes` is set for serialized values. */
+interface Plan {
+  type: number;
+  flags: number;
+  length: number;
+  align: 16 | 64;
+  bytes?: Uint8Array;
+}
+
+function plan(value: unknown): Plan {
+  if (typeof value === 'number') return { type: T_NUMBER, flags: 0, length: 8, align: 16 };
+  if (typeof value === 'string') return { type: T_STRING, flags: 0, length: Buffer.byteLength(value, 'utf8'), align: 16 };
+  if (value instanceof Uint8Array && value.constructor !== Uint8ClampedArray) {
+    return { type: T_BYTES, flags: Buffer.isBuffer(value) ? F_BUFFER : 0, length: value.byteLength, align: 16 };
+  }
+  if (ArrayBuffer.isView(value) && !(value instanceof DataView)) {
+    return { type: T_TENSOR, flags: F_BARE_TYPED, length: TENSOR_HEADER + value.byteLength, align: 64 };
+  }
+  if (isTensor(value)) return { type: T_TENSOR, flags: 0, length: TENSOR_HEADER + value.data.byteLength, align: 64 };
+  const bytes = serialize(value);
+  return { type: T_VALUE, flags: 0, length: bytes.byteLength, align: 16, bytes };
+}
+
+/** Writes a tensor header at `off` (the payload start); the data goes at off + 64. */
+export function writeTensorHeader(bytes: Uint8Array, off: number, dtype: DType, shape: readonly number[], bare: boolean): void {
+  const code = DTYPE_CODE.get(dtype);
+  if (code === undefined) throw new InvalidArgumentError(`unknown tensor dtype '${dtype}'`);
+  if (shape.length > MAX_DIMS) throw new InvalidArgumentError(`a tensor has at most ${MAX_DIMS} dimensions, got ${shape.length}`);
+  const dv = new DataView(bytes.buffer, off, TENSOR_HEADER);
+  dv.setUint8(0, code);
+  dv.setUint8(1, shape.length);
+  dv.setUint16(2, bare ? 1 : 0, true);
+  for (let i = 0; i < shape.length; i++) dv.setUint32(8 + 4 * i, shape[i]!, true);
+}
+
+/** Bytes a tensor record of `dtype` and `shape` takes. */
+export function tensorLength(dtype: DType, shape: readonly number[]): number {
+  const code = DTYPE_CODE.get(dtype);
+  if (code === undefined) throw new InvalidArgumentError(`unknown tensor dtype '${dtype}'`);
+  return TENSOR_HEADER + elementCount(shape) * DTYPES[code]!.ctor.BYTES_PER_ELEMENT;
+}
+
+/** A tensor whose data is a view of `bytes` at `off` + 64 (after its header). */
+export function tensorView(bytes: Uint8Array, off: number, dtype: DType, shape: number[]): Tensor {
+  const { ctor } = DTYPES[DTYPE_CODE.get(dtype)!]!;
+  return { data: new ctor(bytes.buffer, off + TENSOR_HEADER, elementCount(shape)), shape, dtype };
+}
+
+/**
+ * Claims a record for `value` (waiting when the ring is full: `wait` is called and the claim
+ * retried), copies the value in and commits. Returns the payload bytes written.
+ */
+export async function encode(
+  w: RingWriter, views: RingViews, value: unknown, seq: number, wait: (length: number, align: 16 | 64) => Promise<void>,
+): Promise<number> {
+  const p = plan(value);
+  let off = w.claim(p.length, p.type | (p.flags << 16), seq, p.align);
+  while (off < 0) {
+    await wait(p.length, p.align);
+    off = w.claim(p.length, p.type | (p.flags << 16), seq, p.align);
+  }
+  fill(w, off, value, p, views);
+  w.commit();
+  return p.length;
+}
+
+/** The synchronous part of encode(): claim or -1. Used by hot loops before they await. */
+export function tryEncode(w: RingWriter, views: RingViews, value: unknown, seq: number): number {
+  const p = plan(value);
+  const off = w.claim(p.length, p.type | (p.flags << 16), seq, p.align);
+  if (off < 0) return -1;
+  fill(w, off, value, p, views);
+  w.commit();
+  return p.length;
+}
+
+function fill(w: RingWriter, off: number, value: unknown, p: Plan, views: RingViews): void {
+  const bytes = w.bytes;
+  switch (p.type) {
+    case T_NUMBER:
+      views.f64[off >>> 3] = value as number;
+      return;
+    case T_STRING:
+      views.buf.write(value as string, off, p.length, 'utf8');
+      return;
+    case T_BYTES:
+      bytes.set(value as Uint8Array, off);
+      return;
+    case T_TENSOR: {
+      const bare = (p.flags & F_BARE_TYPED) !== 0;
+      const t = bare ? { data: value as TypedArray, shape: [(value as TypedArray).length], dtype: dtypeOf(value as TypedArray) } : (value as Tensor);
+      if (t.data.length !== elementCount(t.shape)) {
+        throw new InvalidArgumentError(`tensor shape [${t.shape.join(', ')}] does not match its ${t.data.length} elements`);
+      }
+      writeTensorHeader(bytes, off, t.dtype, t.shape, bare);
+      bytes.set(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), off + TENSOR_HEADER);
+      return;
+    }
+    default:
+      bytes.set(p.bytes!, off);
+  }
+}
+
+/** Whole-buffer views of a ring, made once, so decoding a number or string allocates no view. */
+export class RingViews {
+  readonly f64: Float64Array;
+  readonly buf: Buffer;
+  constructor(readonly bytes: Uint8Array) {
+    this.f64 = new Float64Array(bytes.buffer, 0, bytes.byteLength >>> 3);
+    this.buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+}
+
+/** Decodes the reader's current record. Tensors and bytes are views into the ring. */
+export function decode(r: RingReader, off: number, views: RingViews): unknown {
+  const bytes = r.bytes;
+  switch (r.type) {
+    case T_NUMBER:
+      return views.f64[off >>> 3];
+    case T_STRING:
+      return views.buf.toString('utf8', off, off + r.length);
+    case T_BYTES:
+      return r.flags & F_BUFFER ? Buffer.from(bytes.buffer, off, r.length) : new Uint8Array(bytes.buffer, off, r.length);
+    case T_TENSOR: {
+      const dv = new DataView(bytes.buffer, off, TENSOR_HEADER);
+      const { dtype } = DTYPES[dv.getUint8(0)]!;
+      const ndim = dv.getUint8(1);
+      const shape = new Array<number>(ndim);
+      for (let i = 0; i < ndim; i++) shape[i] = dv.getUint32(8 + 4 * i, true);
+      const t = tensorView(bytes, off, dtype, shape);
+      return dv.getUint16(2, true) & 1 ? t.data : t;
+    }
+    case T_VALUE:
+      return deserialize(new Uint8Array(bytes.buffer, off, r.length));
+    default:
+      throw new InvalidArgumentError(`unknown record type ${r.type}`);
+  }
+}
+
+/** A deep copy of a decoded record that no longer points into a ring. */
+export function copyRecord<T>(value: T): T {
+  if (ArrayBuffer.isView(value)) return (value as unknown as TypedArray).slice() as T;
+  if (isTensor(value)) return { ...value, data: value.data.slice(), shape: [...value.shape] } as T;
+  return value;
+}

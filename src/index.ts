@@ -1,0 +1,21 @@
+// ringpipe's public API.
+export { RingpipeError, NativeLoadError, InvalidArgumentError, RegionError, RingError } from './errors.js';
+export { Ring, RingMemory, RingWriter, RingReader, attachRing, maxPayload, cleanupStaleRegions, EMPTY, END, DEFAULT_CAPACITY } from './ring/index.js';
+export type { RingOptions, RingDescriptor, WriterOptions, ReaderOptions, WaitOptions } from './ring/index.js';
+export { copyRecord, isTensor } from './codec/index.js';
+export type { Tensor, DType, TypedArray } from './codec/index.js';
+export { Source, Transform, Sink, Regulator } from './segments/segment.js';
+export type { SegmentContext, SegmentOptions, SegmentClass, ErrorDecision, SegmentKind } from './segments/segment.js';
+export { batch, unbatch, batchRegulator, unbatchRegulator } from './segments/regulators.js';
+export { Pipeline } from './pipeline/pipeline.js';
+export { Graph } from './pipeline/graph.js';
+export type { NodeOptions, GraphNodeOptions } from './pipeline/graph.js';
+export { Stream } from './pipeline/stream.js';
+export type { StreamOptions } from './pipeline/stream.js';
+export { PipelineValidationError, SegmentError, SegmentCrashError, CancelledError } from './pipeline/errors.js';
+export { SegmentCodeError } from './segments/locate.js';
+export type { RunOptions, RunResult, Progress, SegmentStats, StreamStats } from './runtime/supervisor.js';
+export type { SkippedRecord } from './runtime/plan.js';
+
+/** True inside a ringpipe worker thread or process: guard module-level pipeline runs with it. */
+export const isWorker: boolean = Boolean((globalThis as Record<symbol, unknown>)[Symbol.for('ringpipe.worker')]);

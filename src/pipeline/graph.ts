@@ -1,0 +1,163 @@
+// The graph API: segments connected by explicit Streams (several sources and sinks, fan-in,
+// fan-out, diamonds). Validation happens here, before anything starts; so does planning the rings.
+import { InvalidArgumentError } from '../errors.js';
+import { locate, type Locatable } from '../segments/locate.js';
+import type { Segment } from '../segments/segment.js';
+import type { ErrorDecision, SegmentContext } from '../segments/segment.js';
+import type { Isolation } from '../runtime/plan.js';
+import { execute, type RunOptions, type RunResult } from '../runtime/supervisor.js';
+import { describeGraph, type GraphDescription } from './describe.js';
+import { PipelineValidationError } from './errors.js';
+import { Stream } from './stream.js';
+
+/** How a segment runs. Every option has a default; see each field. */
+export interface NodeOptions {
+  /** Replicas of the segment (horizontal parallelism). Default 1. */
+  workers?: number;
+  /** 'thread' (default): a worker thread each; 'process': a child process each; 'local': in this thread (debugging). */
+  isolation?: Isolation;
+  /** With workers > 1, keep the records' order downstream (default true); false gives it up for speed. */
+  ordered?: boolean;
+  /**
+   * What an error thrown by the segment's code does: 'fail' (default) stops the run; 'skip' drops
+   * the record and reports it in the result; a function decides per error (it runs where the
+   * segment runs, so like segment code it must be exported by a module for threads and processes).
+   */
+  onError?: 'fail' | 'skip' | ((error: unknown, record: unknown, ctx: SegmentContext) => ErrorDecision);
+  /** Environment variables of the segment's process (isolation 'process'), e.g. CUDA_VISIBLE_DEVICES. */
+  env?: Record<string, string>;
+  /** Ring bytes of each of this segment's output rings (default: the stream's, else 16 MiB). */
+  capacity?: number;
+}
+
+export interface GraphNodeOptions extends NodeOptions {
+  /** Input streams: one record from each per call. */
+  in?: Stream | Stream[];
+  /** Output streams: a transform with several returns one value per output. */
+  out?: Stream | Stream[];
+}
+
+export interface GraphNode {
+  segment: Segment<any>;
+  inputs: Stream[];
+  outputs: Stream[];
+  options: Required<Pick<NodeOptions, 'workers' | 'isolation' | 'ordered'>> & NodeOptions;
+  /** Where an onError function lives, for workers. */
+  onErrorRef?: { module: string; exportName: string };
+}
+
+const list = (s: Stream | Stream[] | undefined): Stream[] => (s === undefined ? [] : Array.isArray(s) ? s : [s]);
+
+export class Graph {
+  readonly nodes: GraphNode[] = [];
+
+  /** Adds a segment reading `options.in` and writing `options.out`. */
+  add(segment: Segment<any>, options: GraphNodeOptions = {}): this {
+    const workers = options.workers ?? 1;
+    if (!Number.isInteger(workers) || workers < 1 || workers > 64) {
+      throw new InvalidArgumentError(`segment '${segment.name}': workers must be an integer from 1 to 64, got ${options.workers}`);
+    }
+    const isolation = options.isolation ?? 'thread';
+    if (!['thread', 'process', 'local'].includes(isolation)) {
+      throw new InvalidArgumentError(`segment '${segment.name}': isolation must be 'thread', 'process' or 'local', got '${isolation}'`);
+    }
+    if (options.onError !== undefined && typeof options.onError !== 'function' && !['fail', 'skip'].includes(options.onError)) {
+      throw new InvalidArgumentError(`segment '${segment.name}': onError must be 'fail', 'skip' or a function`);
+    }
+    this.nodes.push({
+      segment,
+      inputs: list(options.in),
+      outputs: list(options.out),
+      options: { ...options, workers, isolation, ordered: options.ordered ?? true },
+    });
+    return this;
+  }
+
+  /** A new stream to connect segments with. */
+  stream(name?: string, options?: ConstructorParameters<typeof Stream>[1]): Stream {
+    return new Stream(name, options);
+  }
+
+  /** Checks the graph; throws PipelineValidationError naming what is wrong. */
+  validate(): void {
+    const names = new Set<string>();
+    const writers = new Map<Stream, GraphNode[]>();
+    const readers = new Map<Stream, GraphNode[]>();
+    for (const n of this.nodes) {
+      const s = n.segment;
+      const at = `segment '${s.name}'`;
+      if (names.has(s.name)) throw new PipelineValidationError(`two segments are named '${s.name}': give them distinct names ({ name })`);
+      names.add(s.name);
+      if (new Set(n.inputs).size !== n.inputs.length) throw new PipelineValidationError(`${at} reads the same stream twice`);
+      const ins = n.inputs.length, outs = n.outputs.length;
+      if (s.kind === 'source' && (ins || !outs)) throw new PipelineValidationError(`${at}: a source has no inputs and at least one output (has ${ins} in, ${outs} out)`);
+      if (s.kind === 'sink' && (!ins || outs)) throw new PipelineValidationError(`${at}: a sink has at least one input and no outputs (has ${ins} in, ${outs} out)`);
+      if (s.kind === 'transform' && (!ins || !outs)) throw new PipelineValidationError(`${at}: a transform needs inputs and outputs (has ${ins} in, ${outs} out)`);
+      if (s.kind === 'regulator' && (ins !== 1 || outs !== 1)) throw new PipelineValidationError(`${at}: a regulator has one input and one output`);
+      for (const st of n.outputs) writers.set(st, [...(writers.get(st) ?? []), n]);
+      for (const st of n.inputs) readers.set(st, [...(readers.get(st) ?? []), n]);
+    }
+    for (const [st, w] of readers) if (!writers.has(st)) throw new PipelineValidationError(`stream '${st.name}' is read by '${w[0]!.segment.name}' but no segment writes it`);
+    for (const [st, w] of writers) if (!readers.has(st)) throw new PipelineValidationError(`stream '${st.name}' is written by '${w[0]!.segment.name}' but no segment reads it`);
+    for (const n of this.nodes) {
+      if (n.options.workers === 1) continue;
+      const at = `segment '${n.segment.name}' has workers: ${n.options.workers}, but`;
+      const why =
+        n.segment.kind === 'source' ? 'a source runs once (split its data with options instead, e.g. a shard per source)'
+          : n.segment.kind === 'regulator' ? 'a regulator sees the whole stream'
+          : n.inputs.length > 1 ? 'a segment with several inputs pairs records one by one'
+          : (writers.get(n.inputs[0]!)?.length ?? 0) > 1 ? 'it reads a stream several segments write (fan-in)'
+          : '';
+      if (why) throw new PipelineValidationError(`${at} ${why}; put the replicas on the next segment`);
+    }
+    this.checkCycles(writers);
+  }
+
+  private checkCycles(writers: Map<Stream, GraphNode[]>): void {
+    const state = new Map<GraphNode, 1 | 2>();
+    const path: GraphNode[] = [];
+    const visit = (n: GraphNode) => {
+      if (state.get(n) === 2) return;
+      if (state.get(n) === 1) {
+        const cycle = path.slice(path.indexOf(n)).map((x) => x.segment.name);
+        throw new PipelineValidationError(`the graph has a cycle: ${[...cycle, n.segment.name].join(' -> ')}; ringpipe runs acyclic graphs`);
+      }
+      state.set(n, 1);
+      path.push(n);
+      for (const st of n.inputs) for (const w of writers.get(st) ?? []) visit(w);
+      path.pop();
+      state.set(n, 2);
+    };
+    for (const n of this.nodes) visit(n);
+  }
+
+  /** Finds every segment's module and export (threads and processes import them). */
+  async prepare(): Promise<void> {
+    this.validate();
+    for (const n of this.nodes) {
+      if (n.options.isolation !== 'local') await locate(n.segment);
+      if (typeof n.options.onError === 'function' && n.options.isolation !== 'local') {
+        const probe: Locatable = { impl: n.options.onError, name: `${n.segment.name}.onError`, declaredIn: n.segment.declaredIn, module: undefined, exportName: undefined };
+        await locate(probe);
+        n.onErrorRef = { module: probe.module!, exportName: probe.exportName! };
+      }
+    }
+  }
+
+  /** Runs the graph to the end. Can be called again: every run starts afresh. */
+  async run(options: RunOptions = {}): Promise<RunResult> {
+    if ((globalThis as Record<symbol, unknown>)[Symbol.for('ringpipe.worker')]) {
+      throw new PipelineValidationError(
+        'run() was called inside a ringpipe worker: a module that defines segment code also runs a pipeline when imported. ' +
+          'Move the segment code to a module of its own, or guard the run with `if (!isWorker)` (exported by ringpipe).',
+      );
+    }
+    await this.prepare();
+    return execute(this, options);
+  }
+
+  /** The graph as Mermaid and DOT text. */
+  describe(): GraphDescription {
+    return describeGraph(this);
+  }
+}

@@ -1,0 +1,225 @@
+// One input port of a replica: the rings of every upstream segment feeding it. Within a group
+// (the replicas of one upstream segment) records are merged by sequence number, so replicas do
+// not lose the order; across groups (fan-in of different segments) whatever comes first is taken.
+// Only records of this reader's share (seq % count === index) are returned; the others are
+// skipped where they lie.
+import { RingReader, EMPTY, END } from '../ring/reader.js';
+import { attachRing } from '../ring/ring.js';
+import { decode, RingViews } from '../codec/codec.js';
+import { T_WATERMARK } from '../codec/types.js';
+import type { InputPlan } from './plan.js';
+
+export { EMPTY, END };
+const GOT = 1;
+
+interface Lane {
+  reader: RingReader;
+  views: RingViews;
+  /** Lower bound of the next seq this lane can deliver (from records and watermarks seen). */
+  bound: number;
+  ended: boolean;
+}
+
+/** Seq comparison modulo 2^32. */
+const before = (a: number, b: number) => ((a - b) | 0) < 0;
+
+class Group {
+  readonly lanes: Lane[];
+  /** Index of the lane the last pick came from, or that blocks the merge. */
+  current = 0;
+  private rr = 0;
+
+  private readonly byModulo: boolean;
+
+  constructor(plan: InputPlan['groups'][number], readonly ordered: boolean) {
+    this.byModulo = plan.byModulo;
+    this.lanes = plan.rings.map(({ ring, slot }) => {
+      const reader = new RingReader(attachRing(ring), slot, { releaseEvery: 64 });
+      return { reader, views: new RingViews(reader.bytes), bound: 0, ended: false };
+    });
+  }
+
+  /** Peeks lane i: its head's offset, EMPTY or END; watermarks are absorbed on the way. */
+  private head(i: number): number {
+    const lane = this.lanes[i]!;
+    if (lane.ended) return END;
+    for (;;) {
+      const off = lane.reader.next();
+      if (off === END) {
+        lane.ended = true;
+        return END;
+      }
+      if (off < 0) return EMPTY;
+      if (lane.reader.type !== T_WATERMARK) return off;
+      if (before(lane.bound, lane.reader.seq)) lane.bound = lane.reader.seq;
+      lane.reader.release();
+    }
+  }
+
+  /** Picks the next lane to take a record from: GOT (this.current), EMPTY or END. */
+  pick(): number {
+    const n = this.lanes.length;
+    if (n === 1) {
+      const off = this.head(0);
+      this.current = 0;
+      return off >= 0 ? GOT : off;
+    }
+    if (!this.ordered) {
+      let ended = 0;
+      for (let k = 0; k < n; k++) {
+        const i = (this.rr + k) % n;
+        const off = this.head(i);
+        if (off >= 0) {
+          this.current = i;
+          this.rr = (i + 1) % n;
+          return GOT;
+        }
+        if (off === END) ended++;
+      }
+      return ended === n ? END : EMPTY;
+    }
+    // Ordered: the smallest head seq, once no lane can still deliver a smaller one. Lane i of m
+    // carries the seqs of upstream replica i, i.e. seq % m === i, which sharpens its bound.
+    let best = -1, bestSeq = 0, ended = 0;
+    for (let i = 0; i < n; i++) {
+      const off = this.head(i);
+      if (off === END) {
+        ended++;
+        continue;
+      }
+      if (off >= 0) {
+        const s = this.lanes[i]!.reader.seq;
+        if (best < 0 || before(s, bestSeq)) {
+          best = i;
+          bestSeq = s;
+        }
+      }
+    }
+    if (ended === n) return END;
+    if (best < 0) {
+      this.current = this.lanes.findIndex((l) => !l.ended);
+      return EMPTY;
+    }
+    for (let i = 0; i < n; i++) {
+      const lane = this.lanes[i]!;
+      if (i === best || lane.ended || this.head(i) >= 0) continue;
+      // Smallest seq >= bound that lane i could still deliver.
+      const b = lane.bound;
+      const next = this.byModulo ? (b + ((i - (b % n) + n) % n)) >>> 0 : b;
+      if (!before(bestSeq, next)) {
+        this.current = i;  // must hear from lane i first
+        return EMPTY;
+      }
+    }
+    this.current = best;
+    return GOT;
+  }
+
+  lane(): Lane {
+    return this.lanes[this.current]!;
+  }
+}
+
+export class InputPort {
+  private readonly groups: Group[];
+  private readonly share: InputPlan['share'];
+  private readonly selective: boolean;
+  private rr = 0;
+  private lane: Lane | undefined;
+  private ended = false;
+  /** seq of the current record, and the highest seq seen (taken or skipped) + 1. */
+  seq = 0;
+  seen = 0;
+  skipped = 0;
+
+  constructor(plan: InputPlan) {
+    this.groups = plan.groups.map((g) => new Group(g, g.ordered));
+    this.share = plan.share;
+    this.selective = plan.share.streamCount > 1 || plan.share.replicas > 1;
+  }
+
+  /** GOT (then value()/release()), EMPTY or END. Skips other readers' records. */
+  next(): number {
+    if (this.ended) return END;
+    const n = this.groups.length;
+    for (;;) {
+      let ended = 0, got = false;
+      for (let k = 0; k < n; k++) {
+        const g = this.groups[(this.rr + k) % n]!;
+        const r = g.pick();
+        if (r === END) {
+          ended++;
+          continue;
+        }
+        if (r === EMPTY) continue;
+        const lane = g.lane();
+        const seq = lane.reader.seq;
+        if (before(lane.bound, seq)) lane.bound = seq;
+        if (!before(seq, this.seen)) this.seen = (seq + 1) >>> 0;
+        if (this.selective && !this.mine(seq)) {
+          lane.reader.release();
+          this.skipped++;
+          got = true;  // progress: look again
+          break;
+        }
+        if (n > 1) this.rr = (this.rr + k + 1) % n;
+        this.lane = lane;
+        this.seq = seq;
+        return GOT;
+      }
+      if (got) continue;
+      if (ended === n) {
+        this.ended = true;
+        return END;
+      }
+      return EMPTY;
+    }
+  }
+
+  private mine(seq: number): boolean {
+    const { streamIndex, streamCount, replica, replicas } = this.share;
+    return seq % streamCount === streamIndex && Math.floor(seq / streamCount) % replicas === replica;
+  }
+
+  /** The current record, decoded (tensors and bytes are views into the ring). */
+  value(): unknown {
+    const lane = this.lane!;
+    return decode(lane.reader, lane.reader.offset, lane.views);
+  }
+
+  /** Payload bytes of the current record, e.g. to poison them after release. */
+  current(): { bytes: Uint8Array; offset: number; length: number } {
+    const r = this.lane!.reader;
+    return { bytes: r.bytes, offset: r.offset, length: r.length };
+  }
+
+  release(): void {
+    this.lane!.reader.release();
+  }
+
+  /** Waits until next() may have something new. Hands released space back first. */
+  async wait(signalMs = 20): Promise<void> {
+    let lanes = 0;
+    for (const g of this.groups) lanes += g.lanes.length;
+    for (const g of this.groups) for (const l of g.lanes) l.reader.flush();
+    if (lanes === 1) {
+      await this.groups[0]!.lanes[0]!.reader.waitForData();
+      return;
+    }
+    // Several rings: wait on the one the merge is blocked on, in short slices, then look again.
+    const g = this.groups[this.rr % this.groups.length]!;
+    const lane = g.lanes[Math.max(0, g.current)] ?? g.lanes[0]!;
+    await lane.reader.waitForData({ timeoutMs: signalMs }).catch((e: { code?: string }) => {
+      if (e.code !== 'ERR_TIMEOUT') throw e;
+    });
+  }
+
+  /** Stops holding upstream back (this port will read no more). */
+  detach(): void {
+    for (const g of this.groups) for (const l of g.lanes) l.reader.detach();
+  }
+
+  flush(): void {
+    for (const g of this.groups) for (const l of g.lanes) l.reader.flush();
+  }
+}

@@ -1,0 +1,86 @@
+// One output port of a replica: its own ring (single producer), records stamped with a seq.
+import { RingWriter } from '../ring/writer.js';
+import { attachRing } from '../ring/ring.js';
+import { encode, RingViews, tensorLength, tensorView, tryEncode, writeTensorHeader } from '../codec/codec.js';
+import { T_TENSOR, T_WATERMARK, type DType, type Tensor } from '../codec/types.js';
+import { RingpipeError } from '../errors.js';
+import type { OutputPlan } from './plan.js';
+
+export class OutputPort {
+  readonly writer: RingWriter;
+  private readonly views: RingViews;
+  /** A tensor handed out by ctx.tensor(), committed when it comes back as an output. */
+  private pending: Tensor | undefined;
+  private lastWatermark = 0;
+  /** Milliseconds spent waiting for space (backpressure). */
+  waitedMs = 0;
+  written = 0;
+
+  constructor(plan: OutputPlan) {
+    this.writer = new RingWriter(attachRing(plan.ring), { publishEvery: 64 });
+    this.views = new RingViews(this.writer.bytes);
+  }
+
+  private readonly waitSpace = async (length: number, align: 16 | 64) => {
+    const t0 = performance.now();
+    await this.writer.waitForSpace(length, align);
+    this.waitedMs += performance.now() - t0;
+  };
+
+  /** Writes `value`; resolves at once unless the ring is full. */
+  write(value: unknown, seq: number): Promise<void> | void {
+    this.written++;
+    if (this.pending !== undefined && value === this.pending) {
+      this.pending = undefined;
+      this.writer.commit();  // filled in place: no copy
+      return;
+    }
+    if (tryEncode(this.writer, this.views, value, seq) >= 0) return;
+    return encode(this.writer, this.views, value, seq, this.waitSpace).then(() => undefined);
+  }
+
+  /** An output tensor living in the ring (see SegmentContext.tensor). */
+  async tensor(shape: number[], dtype: DType, seq: number, segment: string): Promise<Tensor> {
+    if (this.pending) {
+      throw new RingpipeError('ERR_TENSOR_PENDING', `segment '${segment}': ctx.tensor() was called again before the previous output tensor was returned or yielded`);
+    }
+    const length = tensorLength(dtype, shape);
+    let off = this.writer.claim(length, T_TENSOR, seq, 64);
+    while (off < 0) {
+      await this.waitSpace(length, 64);
+      off = this.writer.claim(length, T_TENSOR, seq, 64);
+    }
+    writeTensorHeader(this.writer.bytes, off, dtype, shape, false);
+    return (this.pending = tensorView(this.writer.bytes, off, dtype, shape));
+  }
+
+  /** Drops a claimed tensor that was not handed on (the call failed or returned something else). */
+  dropPending(): void {
+    if (this.pending) {
+      this.pending = undefined;
+      this.writer.abort();
+    }
+  }
+
+  get hasPending(): boolean {
+    return this.pending !== undefined;
+  }
+
+  /** Tells readers no record below `seq` will follow (lets ordered merges move on). */
+  watermark(seq: number): void {
+    if (seq === this.lastWatermark || this.pending) return;
+    if (this.writer.claim(0, T_WATERMARK, seq) >= 0) {
+      this.writer.commit();
+      this.lastWatermark = seq;
+    }
+  }
+
+  flush(): void {
+    this.writer.flush();
+  }
+
+  close(): void {
+    this.dropPending();
+    this.writer.close();
+  }
+}

@@ -1,0 +1,101 @@
+// The plan of one replica: everything a runner needs, in a form that can be posted to a worker
+// thread (SharedArrayBuffers) or sent to a child process as JSON (shm names).
+import type { RingDescriptor } from '../ring/ring.js';
+import type { SegmentKind } from '../segments/segment.js';
+
+export type Isolation = 'thread' | 'process' | 'local';
+export type OnErrorPolicy = 'fail' | 'skip';
+
+/** One ring a port reads, and this reader's cursor in it. */
+export interface InputRing {
+  ring: RingDescriptor;
+  slot: number;
+}
+
+/** The rings of one upstream segment feeding a port (one per upstream replica). */
+export interface InputGroup {
+  rings: InputRing[];
+  /** Merge the rings by sequence number (the upstream's replicas), or take what comes first. */
+  ordered: boolean;
+  /** Ring i carries only seqs with seq % rings === i (the upstream split its input that way). */
+  byModulo: boolean;
+}
+
+/**
+ * Which records a reader takes: seq % streamCount === streamIndex (consumers balancing one
+ * stream) and then floor(seq / streamCount) % replicas === replica (replicas of the consumer).
+ */
+export interface Share {
+  streamIndex: number;
+  streamCount: number;
+  replica: number;
+  replicas: number;
+}
+
+export interface InputPlan {
+  groups: InputGroup[];
+  share: Share;
+}
+
+export interface OutputPlan {
+  ring: RingDescriptor;
+}
+
+export interface SegmentRef {
+  kind: SegmentKind;
+  name: string;
+  /** File URL of the module, and the export, holding the code ('' for local runs). */
+  module: string;
+  exportName: string;
+  isClass: boolean;
+  options: unknown;
+  onError: OnErrorPolicy | 'function';
+}
+
+export interface ReplicaPlan {
+  segment: SegmentRef;
+  /** Where an onError function lives, when there is one. */
+  onErrorRef?: { module: string; exportName: string };
+  /** Index of the segment in the graph, for stats. */
+  segmentIndex: number;
+  replica: number;
+  replicas: number;
+  inputs: InputPlan[];
+  outputs: OutputPlan[];
+  /** Output records keep their input's seq (1-in transforms) or are numbered afresh. */
+  resequence: boolean;
+  /** Where this replica's counters live: a stats ring-less region, and the slot in it. */
+  stats: RingDescriptor;
+  statsSlot: number;
+  /** Debug aid: overwrite released input records so a kept view shows garbage at once. */
+  poison: boolean;
+}
+
+/** Messages from a runner to the supervisor. */
+export type RunnerMessage =
+  | { type: 'done'; result: unknown; skipped: SkippedRecord[]; skippedCount: number }
+  | { type: 'error'; error: SerializedError; index: number | null }
+  | { type: 'aborted' };
+
+export interface SkippedRecord {
+  segment: string;
+  replica: number;
+  index: number;
+  error: SerializedError;
+}
+
+export interface SerializedError {
+  name: string;
+  message: string;
+  stack?: string;
+  code?: string;
+}
+
+export function serializeError(e: unknown): SerializedError {
+  if (e instanceof Error) return { name: e.name, message: e.message, stack: e.stack, code: (e as { code?: string }).code };
+  return { name: 'Error', message: String(e) };
+}
+
+/** Per-replica counters (Float64 slots in the stats region). */
+export const STAT_IN = 0, STAT_OUT = 1, STAT_WAIT_IN = 2, STAT_WAIT_OUT = 3, STAT_START = 4, STAT_END = 5, STAT_SKIPPED = 6, STAT_BUSY = 7;
+export const STAT_SLOTS = 8;

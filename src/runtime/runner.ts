@@ -1,0 +1,266 @@
+// One replica of one segment, wherever it runs (worker thread, child process, or in-process):
+// load the code, setup, move records from the input ports through the code to the output ports,
+// teardown. The per-record path stays synchronous while records are there and space is free;
+// it only awaits to park, or when the user's code returns a promise.
+import { pathToFileURL } from 'node:url';
+import { InputPort, EMPTY, END } from './input.js';
+import { OutputPort } from './output.js';
+import { attachStats } from './stats.js';
+import {
+  serializeError, STAT_BUSY, STAT_END, STAT_IN, STAT_OUT, STAT_SKIPPED, STAT_START, STAT_WAIT_IN, STAT_WAIT_OUT,
+  type ReplicaPlan, type RunnerMessage, type SkippedRecord,
+} from './plan.js';
+import type { DType, Tensor } from '../codec/types.js';
+import type { ErrorDecision, SegmentContext } from '../segments/segment.js';
+
+type Fn = (...args: any[]) => any;
+
+/** How a runner talks to its supervisor. */
+export type Send = (message: RunnerMessage) => void;
+
+const MAX_SKIPPED_REPORTED = 1000;
+
+/** Code of a segment as loaded in this runner. */
+export interface LoadedCode {
+  impl: Fn | (new () => any);
+  onError?: (error: unknown, record: unknown, ctx: SegmentContext) => ErrorDecision;
+}
+
+export async function loadCode(plan: ReplicaPlan): Promise<LoadedCode> {
+  const url = plan.segment.module.startsWith('file:') ? plan.segment.module : pathToFileURL(plan.segment.module).href;
+  const mod = (await import(url)) as Record<string, unknown>;
+  const impl = mod[plan.segment.exportName];
+  if (typeof impl !== 'function') throw new Error(`segment '${plan.segment.name}': ${url} has no function export '${plan.segment.exportName}'`);
+  let onError: LoadedCode['onError'];
+  if (plan.onErrorRef) {
+    const m = (await import(plan.onErrorRef.module)) as Record<string, unknown>;
+    onError = m[plan.onErrorRef.exportName] as LoadedCode['onError'];
+  }
+  return { impl: impl as Fn, onError };
+}
+
+class AbortedRun extends Error {}
+
+export async function runReplica(plan: ReplicaPlan, code: LoadedCode, send: Send): Promise<void> {
+  const seg = plan.segment;
+  const stats = attachStats(plan.stats, plan.statsSlot);
+  stats[STAT_START] = Date.now();
+  const inputs = plan.inputs.map((p) => new InputPort(p));
+  const outputs = plan.outputs.map((p) => new OutputPort(p));
+  const skipped: SkippedRecord[] = [];
+  let skippedCount = 0;
+  let outSeq = 0;   // for resequencing segments
+  let index = 0;    // seq of the record being processed
+  let waitInMs = 0;
+
+  const instance = seg.isClass ? new (code.impl as new () => any)() : undefined;
+  const run: Fn = instance ? instance.run.bind(instance) : (code.impl as Fn);
+
+  const ctx: SegmentContext = {
+    name: seg.name,
+    replica: plan.replica,
+    replicas: plan.replicas,
+    options: seg.options,
+    get index() {
+      return index;
+    },
+    tensor: (shape: number[], dtype: DType = 'float32', port = 0): Promise<Tensor> => {
+      const out = outputs[port];
+      if (!out) throw new RangeError(`segment '${seg.name}' has no output port ${port}`);
+      return out.tensor(shape, dtype, plan.resequence ? outSeq : index, seg.name);
+    },
+  };
+
+  const updateStats = () => {
+    let out = 0, waitOut = 0;
+    for (const o of outputs) {
+      out += o.written;
+      waitOut += o.waitedMs;
+    }
+    stats[STAT_OUT] = out;
+    stats[STAT_WAIT_OUT] = waitOut;
+    stats[STAT_WAIT_IN] = waitInMs;
+    stats[STAT_SKIPPED] = skippedCount;
+  };
+
+  const waitInput = async (port: InputPort) => {
+    for (const o of outputs) o.flush();
+    // Idle: tell readers downstream how far this replica got, so their ordered merges move on.
+    if (!plan.resequence) for (const o of outputs) o.watermark(port.seen);
+    updateStats();
+    const t0 = performance.now();
+    await port.wait();
+    waitInMs += performance.now() - t0;
+  };
+
+  /** Sends `result` on the outputs: one value, or one per output port for several. */
+  const emit = (result: unknown, seq: number): Promise<void> | void => {
+    if (outputs.length === 0 || result === undefined) return;
+    if (outputs.length === 1) {
+      const p = outputs[0]!.write(result, seq);
+      if (plan.resequence) outSeq++;
+      return p;
+    }
+    if (!Array.isArray(result) || result.length !== outputs.length) {
+      throw new TypeError(`segment '${seg.name}' has ${outputs.length} outputs: return an array with one value per output (undefined: nothing)`);
+    }
+    let chain: Promise<void> | undefined;
+    for (let i = 0; i < outputs.length; i++) {
+      const v = result[i], o = outputs[i]!;
+      if (v === undefined) continue;
+      if (chain) chain = chain.then(() => o.write(v, seq));
+      else chain = o.write(v, seq) ?? undefined;
+    }
+    if (plan.resequence) outSeq++;
+    return chain;
+  };
+
+  /** Applies onError; returns normally to skip the record, throws to fail the run. */
+  const onRecordError = (error: unknown, record: unknown) => {
+    for (const o of outputs) o.dropPending();
+    if (error instanceof AbortedRun || (error as { code?: string })?.code === 'ERR_RING_ABORTED') throw error;
+    let decision: ErrorDecision = seg.onError === 'skip' ? 'skip' : 'fail';
+    if (seg.onError === 'function' && code.onError) decision = code.onError(error, record, ctx);
+    if (decision !== 'skip') {
+      (error as { ringpipeIndex?: number }).ringpipeIndex = index;
+      throw error;
+    }
+    skippedCount++;
+    if (skipped.length < MAX_SKIPPED_REPORTED) skipped.push({ segment: seg.name, replica: plan.replica, index, error: serializeError(error) });
+  };
+
+  const poison = (port: InputPort) => {
+    if (!plan.poison) return;
+    const c = port.current();
+    c.bytes.fill(0xdd, c.offset, c.offset + c.length);  // a kept view now reads garbage at once
+  };
+
+  let result: unknown;
+  try {
+    if (instance?.setup) await instance.setup(seg.options, ctx);
+
+    if (seg.kind === 'source') {
+      const iterable = instance ? instance.run(ctx) : run(seg.options, ctx);
+      if (iterable && typeof iterable[Symbol.iterator] === 'function' && typeof iterable.next === 'function' && !(Symbol.asyncIterator in iterable)) {
+        for (const v of iterable as Iterable<unknown>) {
+          index = outSeq;
+          const p = emit(v, outSeq);
+          if (p) await p;
+        }
+      } else if (iterable && typeof iterable[Symbol.asyncIterator] === 'function') {
+        for await (const v of iterable as AsyncIterable<unknown>) {
+          index = outSeq;
+          const p = emit(v, outSeq);
+          if (p) await p;
+        }
+      } else {
+        throw new TypeError(`source '${seg.name}' must be a generator (or return an iterable), got ${typeof iterable}`);
+      }
+    } else if (seg.kind === 'regulator') {
+      const port = inputs[0]!;
+      let pendingRelease = false;
+      const records = async function* (): AsyncGenerator<unknown> {
+        for (;;) {
+          if (pendingRelease) {
+            poison(port);
+            port.release();
+            pendingRelease = false;
+          }
+          const r = port.next();
+          if (r === END) return;
+          if (r === EMPTY) {
+            await waitInput(port);
+            continue;
+          }
+          stats[STAT_IN]!++;
+          index = port.seq;
+          pendingRelease = true;
+          yield port.value();
+        }
+      };
+      for await (const v of run(records(), seg.options, ctx) as AsyncIterable<unknown>) {
+        const p = emit(v, outSeq);
+        if (p) await p;
+      }
+      if (pendingRelease) port.release();
+    } else if (inputs.length === 1) {
+      // Transform or sink with one input: the hot loop.
+      const port = inputs[0]!;
+      const withCtx = seg.kind === 'transform' || seg.kind === 'sink';
+      let n = 0;
+      for (;;) {
+        const r = port.next();
+        if (r === END) break;
+        if (r === EMPTY) {
+          await waitInput(port);
+          continue;
+        }
+        index = port.seq;
+        const value = port.value();
+        let out: unknown;
+        try {
+          out = withCtx ? run(value, ctx) : run(value);
+          if (out instanceof Promise) out = await out;
+          const p = emit(out, plan.resequence ? outSeq : index);
+          if (p) await p;
+        } catch (e) {
+          onRecordError(e, value);
+        }
+        poison(port);
+        port.release();
+        stats[STAT_IN] = ++n;
+        if ((n & 1023) === 0) updateStats();
+      }
+    } else {
+      // Several inputs: one record from each per call; the first input to end ends the segment.
+      let n = 0;
+      const values = new Array<unknown>(inputs.length);
+      outer: for (;;) {
+        for (let i = 0; i < inputs.length; i++) {
+          for (;;) {
+            const r = inputs[i]!.next();
+            if (r === END) break outer;
+            if (r === EMPTY) {
+              await waitInput(inputs[i]!);
+              continue;
+            }
+            values[i] = inputs[i]!.value();
+            break;
+          }
+        }
+        index = outSeq;
+        try {
+          let out = run(...values, ctx);
+          if (out instanceof Promise) out = await out;
+          const p = emit(out, outSeq);
+          if (p) await p;
+        } catch (e) {
+          onRecordError(e, values);
+        }
+        for (const port of inputs) {
+          poison(port);
+          port.release();
+        }
+        stats[STAT_IN] = ++n;
+      }
+      for (const port of inputs) port.detach();
+    }
+
+    if (instance?.teardown) result = await instance.teardown(ctx);
+    for (const port of inputs) port.flush();
+    for (const o of outputs) o.close();
+    updateStats();
+    stats[STAT_END] = Date.now();
+    stats[STAT_BUSY] = stats[STAT_END]! - stats[STAT_START]! - waitInMs - (stats[STAT_WAIT_OUT] ?? 0);
+    send({ type: 'done', result, skipped, skippedCount });
+  } catch (e) {
+    updateStats();
+    stats[STAT_END] = Date.now();
+    if ((e as { code?: string })?.code === 'ERR_RING_ABORTED' || (e as { code?: string })?.code === 'ERR_PEER_DEAD') {
+      send({ type: 'aborted' });
+      return;
+    }
+    const idx = (e as { ringpipeIndex?: number })?.ringpipeIndex;
+    send({ type: 'error', error: serializeError(e), index: idx ?? (seg.kind === 'source' ? null : index) });
+  }
+}

@@ -1,0 +1,378 @@
+// The segment lifecycle: plan the rings of a graph, start every replica (thread, process or
+// in-process), watch them, and end the run: all done, the first failure (fail fast: every ring
+// is aborted, stragglers are terminated within a second), a crash, or cancellation. Whatever
+// happens, every ring is released before run() settles.
+import { fork, type ChildProcess } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { Ring, type RingDescriptor } from '../ring/ring.js';
+import { DEFAULT_CAPACITY } from '../ring/ring.js';
+import { unlinkRegion } from '../ring/region.js';
+import { layout as L } from '../native.js';
+import { ABORT_GENERIC } from '../ring/wait.js';
+import type { Graph, GraphNode } from '../pipeline/graph.js';
+import type { Stream } from '../pipeline/stream.js';
+import { CancelledError, SegmentCrashError, SegmentError } from '../pipeline/errors.js';
+import { runReplica, type LoadedCode } from './runner.js';
+import { createStatsRegion } from './stats.js';
+import {
+  STAT_BUSY, STAT_END, STAT_IN, STAT_OUT, STAT_SKIPPED, STAT_SLOTS, STAT_START, STAT_WAIT_IN, STAT_WAIT_OUT,
+  type InputPlan, type ReplicaPlan, type RunnerMessage, type SkippedRecord,
+} from './plan.js';
+
+export interface RunOptions {
+  /** Cancels the run: run() rejects with ERR_CANCELLED. */
+  signal?: AbortSignal;
+  /** Called every `progressIntervalMs` with live stats (for progress bars). */
+  onProgress?: (progress: Progress) => void;
+  /** Default 250. */
+  progressIntervalMs?: number;
+  /** Stop cleanly on SIGINT (Ctrl-C) while running. Default true. */
+  handleSigint?: boolean;
+  /** Overwrite released input records (debug aid for views kept past their call). Default: on for 'local' segments. */
+  poisonReleased?: boolean;
+}
+
+export interface SegmentStats {
+  name: string;
+  kind: string;
+  replicas: number;
+  recordsIn: number;
+  recordsOut: number;
+  /** Records in per second of the segment's running time. */
+  recordsPerSecond: number;
+  /** Share of the running time in the segment's code (averaged over replicas). */
+  busyPct: number;
+  /** Share waiting for input (upstream too slow). */
+  waitInputPct: number;
+  /** Share waiting for space downstream (backpressure). */
+  waitOutputPct: number;
+  skipped: number;
+  seconds: number;
+}
+
+export interface StreamStats {
+  name: string;
+  /** Fullest ring of the stream, 0..1. */
+  fill: number;
+}
+
+export interface Progress {
+  seconds: number;
+  segments: SegmentStats[];
+  streams: StreamStats[];
+  /** The segment that limits throughput: busiest, and least often waiting for input. */
+  slowest: string | undefined;
+}
+
+export interface RunResult extends Progress {
+  /** Per segment: what each replica's teardown() returned. */
+  results: Record<string, unknown[]>;
+  /** Records dropped by onError 'skip' (first 1000 per replica) and how many in all. */
+  skipped: SkippedRecord[];
+  skippedCount: number;
+}
+
+const here = dirname(fileURLToPath(import.meta.url));
+const fromSource = import.meta.url.endsWith('.ts');
+const entryFile = join(here, fromSource ? 'worker.ts' : 'worker.js');
+const require = createRequire(import.meta.url);
+const tsxDir = () => dirname(require.resolve('tsx/package.json'));
+
+interface Replica {
+  node: GraphNode;
+  plan: ReplicaPlan;
+  done: boolean;
+  stop?: () => Promise<void>;
+}
+
+function resequences(node: GraphNode, writersOf: Map<Stream, GraphNode[]>): boolean {
+  const k = node.segment.kind;
+  return k === 'source' || k === 'regulator' || node.inputs.length > 1 || (writersOf.get(node.inputs[0]!)?.length ?? 0) > 1;
+}
+
+export async function execute(graph: Graph, options: RunOptions): Promise<RunResult> {
+  const nodes = graph.nodes;
+  const writersOf = new Map<Stream, GraphNode[]>();
+  const readersOf = new Map<Stream, GraphNode[]>();
+  for (const n of nodes) {
+    for (const s of n.outputs) writersOf.set(s, [...(writersOf.get(s) ?? []), n]);
+    for (const s of n.inputs) readersOf.set(s, [...(readersOf.get(s) ?? []), n]);
+  }
+  const anyProcess = nodes.some((n) => n.options.isolation === 'process');
+  const rings: Ring[] = [];
+  const ringOf = new Map<string, Ring>();  // `${node}/${port}/${replica}`
+  const totalReplicas = nodes.reduce((a, n) => a + n.options.workers, 0);
+  const stats = createStatsRegion(totalReplicas, anyProcess);
+  const started = Date.now();
+
+  try {
+    // Rings: one per (writer segment, output port, replica), a cursor per reading replica.
+    nodes.forEach((w, wi) => {
+      w.outputs.forEach((st, p) => {
+        const consumers = readersOf.get(st)!;
+        const readers = consumers.reduce((a, c) => a + c.options.workers, 0);
+        const crossProcess = w.options.isolation === 'process' || consumers.some((c) => c.options.isolation === 'process');
+        for (let r = 0; r < w.options.workers; r++) {
+          const ring = Ring.create({ capacity: w.options.capacity ?? st.capacity ?? DEFAULT_CAPACITY, readers, crossProcess });
+          rings.push(ring);
+          ringOf.set(`${wi}/${p}/${r}`, ring);
+        }
+      });
+    });
+
+    const replicas: Replica[] = [];
+    let statsSlot = 0;
+    nodes.forEach((n, ni) => {
+      const seq = resequences(n, writersOf);
+      for (let j = 0; j < n.options.workers; j++) {
+        const inputs: InputPlan[] = n.inputs.map((st) => {
+          const consumers = readersOf.get(st)!;
+          const k = consumers.indexOf(n);
+          const slot = consumers.slice(0, k).reduce((a, c) => a + c.options.workers, 0) + j;
+          return {
+            share: st.mode === 'balance' ? { streamIndex: k, streamCount: consumers.length, replica: j, replicas: n.options.workers }
+              : { streamIndex: 0, streamCount: 1, replica: j, replicas: n.options.workers },
+            groups: writersOf.get(st)!.map((w) => {
+              const wi = nodes.indexOf(w);
+              const p = w.outputs.indexOf(st);
+              const wInput = w.inputs[0];
+              const wShareWhole = !wInput || (wInput.mode === 'broadcast' || readersOf.get(wInput)!.length === 1);
+              return {
+                ordered: w.options.ordered && w.options.workers > 1,
+                byModulo: !resequences(w, writersOf) && wShareWhole,
+                rings: Array.from({ length: w.options.workers }, (_, r) => ({ ring: ringOf.get(`${wi}/${p}/${r}`)!.descriptor, slot })),
+              };
+            }),
+          };
+        });
+        const plan: ReplicaPlan = {
+          segment: {
+            kind: n.segment.kind,
+            name: n.segment.name,
+            module: n.segment.module ?? '',
+            exportName: n.segment.exportName ?? '',
+            isClass: n.segment.isClass,
+            options: n.segment.options,
+            onError: typeof n.options.onError === 'function' ? 'function' : (n.options.onError ?? 'fail'),
+          },
+          onErrorRef: n.onErrorRef,
+          segmentIndex: ni,
+          replica: j,
+          replicas: n.options.workers,
+          inputs,
+          outputs: n.outputs.map((_, p) => ({ ring: ringOf.get(`${ni}/${p}/${j}`)!.descriptor })),
+          resequence: seq,
+          stats: stats.descriptor,
+          statsSlot: statsSlot++,
+          poison: options.poisonReleased ?? n.options.isolation === 'local',
+        };
+        replicas.push({ node: n, plan, done: false });
+      }
+    });
+
+    return await supervise(graph, replicas, rings, stats.view, options, started);
+  } finally {
+    for (const r of rings) r.close();
+    unlinkRegion(stats.name);
+  }
+}
+
+function snapshot(graph: Graph, replicas: Replica[], rings: Ring[], view: Float64Array, started: number): Progress {
+  const now = Date.now();
+  const segments: SegmentStats[] = graph.nodes.map((n) => {
+    const mine = replicas.filter((r) => r.node === n);
+    let recordsIn = 0, recordsOut = 0, busy = 0, waitIn = 0, waitOut = 0, skipped = 0, span = 0;
+    for (const r of mine) {
+      const s = view.subarray(r.plan.statsSlot * STAT_SLOTS, (r.plan.statsSlot + 1) * STAT_SLOTS);
+      const start = s[STAT_START] || now;
+      const t = (s[STAT_END] || now) - start;
+      recordsIn += s[STAT_IN]!;
+      recordsOut += s[STAT_OUT]!;
+      waitIn += s[STAT_WAIT_IN]!;
+      waitOut += s[STAT_WAIT_OUT]!;
+      busy += s[STAT_BUSY] || Math.max(0, t - s[STAT_WAIT_IN]! - s[STAT_WAIT_OUT]!);
+      skipped += s[STAT_SKIPPED]!;
+      span += t;
+    }
+    const pct = (x: number) => (span > 0 ? Math.min(100, (100 * x) / span) : 0);
+    const seconds = span / mine.length / 1000;
+    return {
+      name: n.segment.name,
+      kind: n.segment.kind,
+      replicas: mine.length,
+      recordsIn,
+      recordsOut,
+      recordsPerSecond: seconds > 0 ? (n.segment.kind === 'source' ? recordsOut : recordsIn) / seconds : 0,
+      busyPct: pct(busy),
+      waitInputPct: pct(waitIn),
+      waitOutputPct: pct(waitOut),
+      skipped,
+      seconds,
+    };
+  });
+  const streams: StreamStats[] = [];
+  const seen = new Set<Stream>();
+  let ri = 0;
+  for (const n of graph.nodes) {
+    for (const st of n.outputs) {
+      let fill = 0;
+      for (let r = 0; r < n.options.workers; r++) {
+        const ring = rings[ri++]!;
+        const write = Atomics.load(ring.i32, L.offWritePos >> 2) >>> 0;
+        let minUsed = 0;
+        for (let k = 0; k < ring.readerSlots; k++) {
+          const rp = Atomics.load(ring.i32, (L.offReaders + k * L.line) >> 2) >>> 0;
+          minUsed = Math.max(minUsed, (write - rp) >>> 0);
+        }
+        fill = Math.max(fill, minUsed / ring.capacity);
+      }
+      if (seen.has(st)) streams.find((s) => s.name === st.name)!.fill = Math.max(fill, streams.find((s) => s.name === st.name)!.fill);
+      else streams.push({ name: st.name, fill });
+      seen.add(st);
+    }
+  }
+  // The bottleneck is busy and rarely waits for input; sources count too.
+  let slowest: string | undefined, score = -1;
+  for (const s of segments) {
+    const sc = s.busyPct - s.waitOutputPct;
+    if (sc > score) {
+      score = sc;
+      slowest = s.name;
+    }
+  }
+  return { seconds: (now - started) / 1000, segments, streams, slowest };
+}
+
+async function supervise(graph: Graph, replicas: Replica[], rings: Ring[], view: Float64Array, options: RunOptions, started: number): Promise<RunResult> {
+  const results: Record<string, unknown[]> = {};
+  for (const n of graph.nodes) results[n.segment.name] = new Array(n.options.workers).fill(undefined);
+  const skipped: SkippedRecord[] = [];
+  let skippedCount = 0;
+  let failure: Error | undefined;
+  let remaining = replicas.length;
+  let settle!: () => void;
+  const allDone = new Promise<void>((r) => (settle = r));
+
+  const fail = (err: Error) => {
+    if (failure) return;
+    failure = err;
+    for (const ring of rings) ring.abort(ABORT_GENERIC);  // every parked side wakes and stops
+    // Code stuck in a loop never reaches a ring: terminate what has not stopped within a second.
+    setTimeout(() => {
+      for (const r of replicas) if (!r.done) void r.stop?.();
+    }, 1000).unref();
+  };
+
+  const finished = (r: Replica) => {
+    if (r.done) return;
+    r.done = true;
+    if (--remaining === 0) settle();
+  };
+
+  const onMessage = (r: Replica, m: RunnerMessage) => {
+    if (m.type === 'done') {
+      results[r.node.segment.name]![r.plan.replica] = m.result;
+      skipped.push(...m.skipped);
+      skippedCount += m.skippedCount;
+    } else if (m.type === 'error') {
+      fail(new SegmentError(r.node.segment.name, r.plan.replica, m.index, m.error));
+    }
+    if (r.node.options.isolation === 'local') finished(r);
+  };
+
+  const onExit = (r: Replica, how: string | null) => {
+    if (!r.done && how && !failure) fail(new SegmentCrashError(r.node.segment.name, r.plan.replica, how));
+    finished(r);
+  };
+
+  const onAbort = () => fail(new CancelledError(String(options.signal?.reason ?? 'aborted')));
+  const onSigint = () => fail(new CancelledError('SIGINT'));
+  options.signal?.addEventListener('abort', onAbort, { once: true });
+  if (options.signal?.aborted) onAbort();
+  const sigint = options.handleSigint ?? true;
+  if (sigint) process.on('SIGINT', onSigint);
+  const timer = options.onProgress
+    ? setInterval(() => options.onProgress!(snapshot(graph, replicas, rings, view, started)), options.progressIntervalMs ?? 250)
+    : undefined;
+
+  const needTsx = fromSource || replicas.some((r) => /\.[cm]?ts$/.test(r.plan.segment.module) || /\.[cm]?ts$/.test(r.plan.onErrorRef?.module ?? ''));
+  try {
+    for (const r of replicas) start(r, needTsx, onMessage, onExit, fail);
+    await allDone;
+  } finally {
+    if (timer) clearInterval(timer);
+    options.signal?.removeEventListener('abort', onAbort);
+    if (sigint) process.removeListener('SIGINT', onSigint);
+  }
+  if (failure) throw failure;
+  const final = snapshot(graph, replicas, rings, view, started);
+  options.onProgress?.(final);
+  return { ...final, results, skipped, skippedCount };
+}
+
+function start(
+  r: Replica,
+  needTsx: boolean,
+  onMessage: (r: Replica, m: RunnerMessage) => void,
+  onExit: (r: Replica, how: string | null) => void,
+  fail: (e: Error) => void,
+): void {
+  const iso = r.node.options.isolation;
+  if (iso === 'local') {
+    const seg = r.node.segment;
+    const code: LoadedCode = { impl: seg.impl as LoadedCode['impl'], onError: typeof r.node.options.onError === 'function' ? r.node.options.onError : undefined };
+    // Later in this tick, so every replica is started before any runs.
+    queueMicrotask(() => {
+      runReplica(r.plan, code, (m) => onMessage(r, m)).catch((e) => {
+        fail(e as Error);
+        onExit(r, null);
+      });
+    });
+    r.stop = async () => onExit(r, null);
+    return;
+  }
+  let gotFinal = false;
+  const handle = (m: RunnerMessage) => {
+    gotFinal = true;
+    onMessage(r, m);
+  };
+  if (iso === 'thread') {
+    const tsx = pathToFileURL(join(tsxDir(), 'dist/esm/api/index.mjs')).href;
+    const code = needTsx
+      ? `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(pathToFileURL(entryFile).href)}); })`
+      : undefined;
+    const worker = code
+      ? new Worker(code, { eval: true, workerData: { plan: r.plan }, execArgv: [], env: r.node.options.env ? { ...process.env, ...r.node.options.env } : undefined })
+      : new Worker(entryFile, { workerData: { plan: r.plan }, execArgv: [], env: r.node.options.env ? { ...process.env, ...r.node.options.env } : undefined });
+    worker.on('message', (m: RunnerMessage) => {
+      handle(m);
+      void worker.terminate();  // the runner's last word: user code may still hold handles open
+    });
+    let error: Error | undefined;
+    worker.on('error', (e) => (error = e));
+    worker.on('exit', (code) => onExit(r, gotFinal ? null : error ? `uncaught ${error.name}: ${error.message}` : `worker thread exited with code ${code}`));
+    r.stop = async () => void (await worker.terminate());
+    return;
+  }
+  const child: ChildProcess = fork(entryFile, [], {
+    execArgv: needTsx ? ['--import', pathToFileURL(join(tsxDir(), 'dist/loader.mjs')).href] : [],
+    env: { ...process.env, ...r.node.options.env },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    serialization: 'advanced',
+  });
+  child.on('message', (m: RunnerMessage) => {
+    handle(m);
+    setTimeout(() => child.kill('SIGKILL'), 2000).unref();  // it exits by itself; this is for stray handles
+  });
+  child.on('exit', (code, signal) =>
+    onExit(r, gotFinal ? null : signal ? `process killed by ${signal}` : `process exited with code ${code}`),
+  );
+  child.on('error', (e) => fail(e));
+  child.send({ plan: r.plan });
+  r.stop = async () => void child.kill('SIGKILL');
+}
+
+export type { RingDescriptor };

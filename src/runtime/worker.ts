@@ -1,0 +1,36 @@
+// Entry of a replica in a worker thread (plan in workerData) or a child process (plan over IPC).
+import { isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { loadCode, runReplica } from './runner.js';
+import { serializeError, type ReplicaPlan, type RunnerMessage } from './plan.js';
+
+// Lets run() refuse to start a pipeline from inside a worker (a module imported for its segment
+// code that also runs a pipeline at import time).
+(globalThis as Record<symbol, unknown>)[Symbol.for('ringpipe.worker')] = true;
+
+async function main(plan: ReplicaPlan, send: (m: RunnerMessage) => void): Promise<void> {
+  let code;
+  try {
+    code = await loadCode(plan);
+  } catch (e) {
+    send({ type: 'error', error: serializeError(e), index: null });
+    return;
+  }
+  await runReplica(plan, code, send);
+}
+
+if (!isMainThread && parentPort) {
+  const port = parentPort;
+  void main((workerData as { plan: ReplicaPlan }).plan, (m) => port.postMessage(m));
+} else if (process.send) {
+  // Orphaned (the supervisor died): nothing left to do.
+  process.on('disconnect', () => process.exit(1));
+  process.once('message', (msg: { plan: ReplicaPlan }) => {
+    void main(msg.plan, (m) =>
+      process.send!(m, () => {
+        process.disconnect();
+        process.exitCode = 0;
+        setImmediate(() => process.exit(0));
+      }),
+    );
+  });
+}

@@ -1,0 +1,94 @@
+// Finding a segment's code by module and export name, so workers can import it. Checked before
+// the run starts: a closure over local state cannot reach a worker, and says so here.
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { init, parse } from 'es-module-lexer';
+import { RingpipeError } from '../errors.js';
+/** Anything whose code must be found by module: a segment, or an onError function. */
+export interface Locatable {
+  readonly impl: unknown;
+  readonly name: string;
+  readonly declaredIn: string | undefined;
+  module: string | undefined;
+  exportName: string | undefined;
+}
+
+/** ringpipe's own folder (src/ or dist/): frames in it are not the user's. */
+const ownDir = dirname(dirname(fileURLToPath(import.meta.url)));
+
+/** The file of the first stack frame outside ringpipe: where a segment was declared. */
+export function callerFile(): string | undefined {
+  const stack = new Error().stack?.split('\n').slice(1) ?? [];
+  for (const line of stack) {
+    const m = /\(?((?:file:\/\/)?\/[^():]+):\d+:\d+\)?\s*$/.exec(line);
+    if (!m) continue;
+    const path = m[1]!.startsWith('file://') ? fileURLToPath(m[1]!) : m[1]!;
+    if (!path.startsWith(ownDir + '/') && !path.includes('/node_modules/')) return path;
+  }
+  return undefined;
+}
+
+export class SegmentCodeError extends RingpipeError {}
+
+/** Resolves `./x.js` as TypeScript does: the .ts file when only it exists. */
+function resolveLocal(spec: string, from: string): string | undefined {
+  if (!spec.startsWith('.') && !spec.startsWith('/') && !spec.startsWith('file:')) return undefined;
+  const path = spec.startsWith('file:') ? fileURLToPath(spec) : new URL(spec, pathToFileURL(from)).pathname;
+  for (const candidate of [path, path.replace(/\.js$/, '.ts'), path.replace(/\.mjs$/, '.mts'), path + '.ts', path + '.js']) {
+    if (existsSync(candidate) && !candidate.endsWith('/')) return candidate;
+  }
+  return undefined;
+}
+
+async function exportOf(path: string, impl: unknown): Promise<string | undefined> {
+  const mod = (await import(pathToFileURL(path).href)) as Record<string, unknown>;
+  for (const [k, v] of Object.entries(mod)) if (v === impl) return k;
+  return undefined;
+}
+
+/** Sets `segment.module` (a file URL) and `segment.exportName`, or throws naming the segment. */
+export async function locate(segment: Locatable): Promise<void> {
+  const what = `segment '${segment.name}'`;
+  if (segment.module) {
+    const path = resolveLocal(segment.module, segment.declaredIn ?? process.cwd() + '/');
+    if (!path) throw new SegmentCodeError('ERR_SEGMENT_MODULE', `${what}: module '${segment.module}' does not exist`);
+    const found = segment.exportName ?? (await exportOf(path, segment.impl));
+    const mod = (await import(pathToFileURL(path).href)) as Record<string, unknown>;
+    if (!found || mod[found] !== segment.impl) {
+      throw new SegmentCodeError('ERR_SEGMENT_NOT_EXPORTED', `${what}: ${path} has no export${segment.exportName ? ` '${segment.exportName}'` : ''} that is this segment's code`);
+    }
+    segment.module = pathToFileURL(path).href;
+    segment.exportName = found;
+    return;
+  }
+  const from = segment.declaredIn;
+  const candidates: string[] = [];
+  if (from && existsSync(from)) {
+    await init;
+    try {
+      const [imports] = parse(readFileSync(from, 'utf8'));
+      for (const imp of imports) {
+        const p = imp.type === 'static' || imp.type === 'reexport-star' ? resolveLocal(imp.specifier, from) : undefined;
+        if (p) candidates.push(p);
+      }
+    } catch {
+      // TypeScript syntax the lexer does not take: fall back to the declaring module itself
+    }
+    candidates.push(from);
+  }
+  for (const path of candidates) {
+    const name = await exportOf(path, segment.impl).catch(() => undefined);
+    if (name) {
+      segment.module = pathToFileURL(path).href;
+      segment.exportName = name;
+      return;
+    }
+  }
+  throw new SegmentCodeError(
+    'ERR_SEGMENT_NOT_EXPORTED',
+    `${what}: its code is not exported by ${from ?? 'the declaring module'}${candidates.length > 1 ? ' or the modules it imports' : ''}. ` +
+      `Worker threads and processes load segment code by importing its module, so a closure or a local function cannot reach them: ` +
+      `export it from a module (or pass { module, export }), or use isolation 'local'.`,
+  );
+}

@@ -1,0 +1,113 @@
+// Segments: what a pipeline is made of. A segment names user code (a function or a class with
+// setup/run/teardown) that runs inside its own worker thread, child process, or in-process.
+import { InvalidArgumentError } from '../errors.js';
+import type { DType, Tensor } from '../codec/types.js';
+import { callerFile } from './locate.js';
+
+export type SegmentKind = 'source' | 'transform' | 'sink' | 'regulator';
+
+/** What segment code sees besides its records. */
+export interface SegmentContext<O = unknown> {
+  /** The segment's name. */
+  readonly name: string;
+  /** This replica's index, 0..replicas-1. */
+  readonly replica: number;
+  readonly replicas: number;
+  /** The options given when the segment was declared. */
+  readonly options: O;
+  /** Sequence number of the record being processed (a source's own count for sources). */
+  readonly index: number;
+  /**
+   * An output tensor whose data lives in the output ring: fill it and return (or yield) it, and it
+   * is handed on without a copy. At most one may be pending per output port.
+   */
+  tensor<D extends DType = 'float32'>(shape: number[], dtype?: D, port?: number): Promise<Tensor>;
+}
+
+/** A class-style segment: `setup` and `teardown` run once per replica, inside the worker. */
+export interface SegmentClass<O = any> {
+  new (): {
+    setup?(options: O, ctx: SegmentContext<O>): unknown;
+    run(...args: any[]): unknown;
+    teardown?(ctx: SegmentContext<O>): unknown;
+  };
+}
+
+/** Per-error decision of `onError` as a function: drop the record or stop the run. */
+export type ErrorDecision = 'skip' | 'fail';
+
+export interface SegmentOptions<O = unknown> {
+  /** Name in errors, stats and diagrams. Default: the function's or class's name. */
+  name?: string;
+  /** Handed to `setup(options)` (classes), sources' generators and `ctx.options`. */
+  options?: O;
+  /**
+   * Module (file URL or path) exporting the code, for when ringpipe cannot find it by itself. By
+   * default it looks in the module that declared the segment and in the modules that one imports.
+   */
+  module?: string;
+  /** Export name within `module`. Default: found by identity. */
+  export?: string;
+}
+
+export type AnyFunction = (...args: any[]) => any;
+
+let anonymous = 0;
+
+export abstract class Segment<O = unknown> {
+  abstract readonly kind: SegmentKind;
+  readonly impl: AnyFunction | SegmentClass<O>;
+  readonly name: string;
+  readonly options: O;
+  readonly isClass: boolean;
+  /** Where the segment was declared, to look for its module. */
+  readonly declaredIn: string | undefined;
+  module: string | undefined;
+  exportName: string | undefined;
+
+  constructor(impl: AnyFunction | SegmentClass<O>, options: SegmentOptions<O> = {}) {
+    if (typeof impl !== 'function') {
+      throw new InvalidArgumentError(`a segment needs a function or a class, got ${impl === null ? 'null' : typeof impl}`);
+    }
+    this.impl = impl;
+    this.isClass = /^class[\s{]/.test(Function.prototype.toString.call(impl));
+    this.name = options.name ?? (impl.name || `segment${++anonymous}`);
+    this.options = options.options as O;
+    this.module = options.module;
+    this.exportName = options.export;
+    this.declaredIn = callerFile();
+    if (this.isClass && typeof (impl as SegmentClass).prototype.run !== 'function') {
+      throw new InvalidArgumentError(`segment '${this.name}': a class segment needs a run() method`);
+    }
+  }
+}
+
+/**
+ * Produces records: a generator or async generator function `(options, ctx) => records`, or a
+ * class whose `run(ctx)` is one. Returning early ends the stream.
+ */
+export class Source<O = unknown> extends Segment<O> {
+  readonly kind = 'source' as const;
+}
+
+/**
+ * Maps records: `(record, ctx) => value` (or one argument per input, then ctx). Returning
+ * `undefined` sends nothing; with several outputs, return an array with one value per output.
+ */
+export class Transform<O = unknown> extends Segment<O> {
+  readonly kind = 'transform' as const;
+}
+
+/** Consumes records: `(record, ctx) => void`. A class's `teardown()` result is the run's result. */
+export class Sink<O = unknown> extends Segment<O> {
+  readonly kind = 'sink' as const;
+}
+
+/**
+ * Turns a stream into another of any length: an async generator `(records, options, ctx)` that
+ * reads the async iterable `records` and yields outputs (e.g. batch, unbatch). A record from
+ * `records` is valid until the next one is pulled: copy what you keep.
+ */
+export class Regulator<O = unknown> extends Segment<O> {
+  readonly kind = 'regulator' as const;
+}
