@@ -29,7 +29,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 
 export function suites(): string[] {
   return readdirSync(join(here, 'suites'))
-    .filter((f) => f.endsWith('.ts') && !f.includes('.worker') && !f.startsWith('_'))
+    .filter((f) => /^[a-z0-9-]+\.ts$/.test(f))  // helpers are named like x.worker.ts
     .map((f) => f.slice(0, -3))
     .sort();
 }

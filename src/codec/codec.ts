@@ -6,7 +6,7 @@ import { InvalidArgumentError } from '../errors.js';
 import type { RingReader } from '../ring/reader.js';
 import type { RingWriter } from '../ring/writer.js';
 import {
-  DTYPE_CODE, DTYPES, F_BARE_TYPED, F_BUFFER, MAX_DIMS, T_BYTES, T_NUMBER, T_STRING, T_TENSOR, T_VALUE, TENSOR_HEADER,
+  DTYPE_CODE, DTYPES, F_BARE_TYPED, F_BUFFER, MAX_DIMS, T_BYTES, T_JSON, T_NUMBER, T_STRING, T_TENSOR, T_VALUE, TENSOR_HEADER,
   dtypeOf, elementCount, isTensor, type DType, type Tensor, type TypedArray,
 } from './types.js';
 
@@ -17,6 +17,46 @@ interface Plan {
   length: number;
   align: 16 | 64;
   bytes?: Uint8Array;
+  json?: string;
+}
+
+/**
+ * True when JSON round-trips `v` exactly: plain objects and arrays (small enough to check fast)
+ * of strings, finite numbers, booleans and null. Anything else (undefined, Dates, Maps, typed
+ * arrays, NaN, cycles, deep nesting) goes through v8 serialization.
+ */
+function jsonSafe(v: unknown, depth: number): boolean {
+  if (depth > 8) return false;
+  if (Array.isArray(v)) {
+    if (v.length > 256) return false;
+    for (let i = 0; i < v.length; i++) {
+      const x = v[i];
+      const t = typeof x;
+      if (t === 'string' || t === 'boolean' || x === null) continue;
+      if (t === 'number') {
+        if (!Number.isFinite(x) || Object.is(x, -0)) return false;
+        continue;
+      }
+      if (t !== 'object' || !jsonSafe(x, depth + 1)) return false;
+    }
+    return true;
+  }
+  if (typeof v !== 'object' || v === null) return false;
+  const proto = Object.getPrototypeOf(v);
+  if (proto !== Object.prototype && proto !== null) return false;
+  let n = 0;
+  for (const k in v) {
+    if (++n > 64) return false;
+    const x = (v as Record<string, unknown>)[k];
+    const t = typeof x;
+    if (t === 'string' || t === 'boolean' || x === null) continue;
+    if (t === 'number') {
+      if (!Number.isFinite(x) || Object.is(x, -0)) return false;
+      continue;
+    }
+    if (t !== 'object' || !jsonSafe(x, depth + 1)) return false;
+  }
+  return true;
 }
 
 function plan(value: unknown): Plan {
@@ -29,6 +69,10 @@ function plan(value: unknown): Plan {
     return { type: T_TENSOR, flags: F_BARE_TYPED, length: TENSOR_HEADER + value.byteLength, align: 64 };
   }
   if (isTensor(value)) return { type: T_TENSOR, flags: 0, length: TENSOR_HEADER + value.data.byteLength, align: 64 };
+  if (jsonSafe(value, 0)) {
+    const json = JSON.stringify(value);
+    return { type: T_JSON, flags: 0, length: Buffer.byteLength(json, 'utf8'), align: 16, json };
+  }
   const bytes = serialize(value);
   return { type: T_VALUE, flags: 0, length: bytes.byteLength, align: 16, bytes };
 }
@@ -108,6 +152,9 @@ function fill(w: RingWriter, off: number, value: unknown, p: Plan, views: RingVi
       bytes.set(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), off + TENSOR_HEADER);
       return;
     }
+    case T_JSON:
+      views.buf.write(p.json!, off, p.length, 'utf8');
+      return;
     default:
       bytes.set(p.bytes!, off);
   }
@@ -142,6 +189,8 @@ export function decode(r: RingReader, off: number, views: RingViews): unknown {
       const t = tensorView(bytes, off, dtype, shape);
       return dv.getUint16(2, true) & 1 ? t.data : t;
     }
+    case T_JSON:
+      return JSON.parse(views.buf.toString('utf8', off, off + r.length));
     case T_VALUE:
       return deserialize(new Uint8Array(bytes.buffer, off, r.length));
     default:

@@ -187,10 +187,10 @@ export class InputPort {
     return decode(lane.reader, lane.reader.offset, lane.views);
   }
 
-  /** Payload bytes of the current record, e.g. to poison them after release. */
-  current(): { bytes: Uint8Array; offset: number; length: number } {
+  /** Overwrites the current record's payload (debug aid), unless other readers share the ring. */
+  poison(): void {
     const r = this.lane!.reader;
-    return { bytes: r.bytes, offset: r.offset, length: r.length };
+    if (r.mem.readerSlots === 1) r.bytes.fill(0xdd, r.offset, r.offset + r.length);
   }
 
   release(): void {

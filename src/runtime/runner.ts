@@ -129,11 +129,8 @@ export async function runReplica(plan: ReplicaPlan, code: LoadedCode, send: Send
     if (skipped.length < MAX_SKIPPED_REPORTED) skipped.push({ segment: seg.name, replica: plan.replica, index, error: serializeError(error) });
   };
 
-  const poison = (port: InputPort) => {
-    if (!plan.poison) return;
-    const c = port.current();
-    c.bytes.fill(0xdd, c.offset, c.offset + c.length);  // a kept view now reads garbage at once
-  };
+  // A kept view now reads garbage at once, instead of being overwritten later, silently.
+  const poison = (port: InputPort) => plan.poison && port.poison();
 
   let result: unknown;
   try {

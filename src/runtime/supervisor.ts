@@ -51,6 +51,9 @@ export interface SegmentStats {
   waitOutputPct: number;
   skipped: number;
   seconds: number;
+  /** Epoch ms when the first replica started running (after loading its code) and the last ended. */
+  startedAt: number;
+  endedAt: number;
 }
 
 export interface StreamStats {
@@ -184,7 +187,7 @@ function snapshot(graph: Graph, replicas: Replica[], rings: Ring[], view: Float6
   const now = Date.now();
   const segments: SegmentStats[] = graph.nodes.map((n) => {
     const mine = replicas.filter((r) => r.node === n);
-    let recordsIn = 0, recordsOut = 0, busy = 0, waitIn = 0, waitOut = 0, skipped = 0, span = 0;
+    let recordsIn = 0, recordsOut = 0, busy = 0, waitIn = 0, waitOut = 0, skipped = 0, span = 0, startedAt = Infinity, endedAt = 0;
     for (const r of mine) {
       const s = view.subarray(r.plan.statsSlot * STAT_SLOTS, (r.plan.statsSlot + 1) * STAT_SLOTS);
       const start = s[STAT_START] || now;
@@ -196,6 +199,8 @@ function snapshot(graph: Graph, replicas: Replica[], rings: Ring[], view: Float6
       busy += s[STAT_BUSY] || Math.max(0, t - s[STAT_WAIT_IN]! - s[STAT_WAIT_OUT]!);
       skipped += s[STAT_SKIPPED]!;
       span += t;
+      startedAt = Math.min(startedAt, start);
+      endedAt = Math.max(endedAt, s[STAT_END] || now);
     }
     const pct = (x: number) => (span > 0 ? Math.min(100, (100 * x) / span) : 0);
     const seconds = span / mine.length / 1000;
@@ -211,6 +216,8 @@ function snapshot(graph: Graph, replicas: Replica[], rings: Ring[], view: Float6
       waitOutputPct: pct(waitOut),
       skipped,
       seconds,
+      startedAt,
+      endedAt,
     };
   });
   const streams: StreamStats[] = [];
@@ -234,12 +241,12 @@ function snapshot(graph: Graph, replicas: Replica[], rings: Ring[], view: Float6
       seen.add(st);
     }
   }
-  // The bottleneck is busy and rarely waits for input; sources count too.
-  let slowest: string | undefined, score = -1;
+  // The bottleneck: the most time in its own code per replica (a short burst at 100% is not it).
+  let slowest: string | undefined, most = -1;
   for (const s of segments) {
-    const sc = s.busyPct - s.waitOutputPct;
-    if (sc > score) {
-      score = sc;
+    const busyMs = (s.busyPct / 100) * s.seconds * 1000;
+    if (busyMs > most) {
+      most = busyMs;
       slowest = s.name;
     }
   }

@@ -1,0 +1,99 @@
+// Graph topologies: broadcast and balanced streams, diamonds, order with replicas and filters.
+import { describe, expect, it } from 'vitest';
+import { Graph, Pipeline, Regulator, Sink, Source, Stream, Transform } from '../src/index.js';
+import * as f from './fixtures/minipipe.js';
+
+describe.each(['thread', 'local'] as const)('graphs (%s)', (isolation) => {
+  const o = { isolation } as const;
+
+  it('replicas keep the order through a filter that leaves gaps (watermarks)', async () => {
+    const r = await new Pipeline()
+      .add(new Source(f.zeroTo, { options: { n: 3000 } }), o)
+      .add(new Transform(f.dropThrees), { ...o, workers: 3, capacity: 4096 })
+      .add(new Transform(f.square), { ...o, workers: 2, capacity: 4096 })
+      .add(new Sink(f.Collect), o)
+      .run();
+    const expected = Array.from({ length: 3000 }, (_, i) => i).filter((x) => x % 3 !== 0).map((x) => x * x);
+    expect(r.results.Collect![0]).toEqual(expected);
+  });
+
+  it("ordered: false still delivers every record exactly once", async () => {
+    const r = await new Pipeline()
+      .add(new Source(f.zeroTo, { options: { n: 2000 } }), o)
+      .add(new Transform(f.square), { ...o, workers: 2, ordered: false })
+      .add(new Sink(f.Collect), o)
+      .run();
+    const got = (r.results.Collect![0] as number[]).slice().sort((a, b) => a - b);
+    expect(got).toEqual(Array.from({ length: 2000 }, (_, i) => i * i));
+  });
+
+  it('a regulator emitting several records per input keeps order through replicas', async () => {
+    const r = await new Pipeline()
+      .add(new Source(f.zeroTo, { options: { n: 500 } }), o)
+      .add(new Regulator(f.explode), o)
+      .add(new Transform(f.square), { ...o, workers: 2 })
+      .add(new Sink(f.Collect), o)
+      .run();
+    const expected = Array.from({ length: 500 }, (_, i) => [i * 10, i * 10 + 1]).flat().map((x) => x * x);
+    expect(r.results.Collect![0]).toEqual(expected);
+  });
+
+  it('broadcast gives every reader every record; balance splits them', async () => {
+    const g = new Graph();
+    const all = new Stream('all'), split = new Stream('split', { mode: 'balance' });
+    g.add(new Source(f.zeroTo, { name: 'a', options: { n: 100 } }), { ...o, out: all });
+    g.add(new Sink(f.Collect, { name: 'b1' }), { ...o, in: all });
+    g.add(new Sink(f.Collect, { name: 'b2' }), { ...o, in: all, workers: 2 });
+    g.add(new Source(f.zeroTo, { name: 'c', options: { n: 100 } }), { ...o, out: split });
+    g.add(new Sink(f.Collect, { name: 'd1' }), { ...o, in: split });
+    g.add(new Sink(f.Collect, { name: 'd2' }), { ...o, in: split, workers: 2 });
+    const r = await g.run();
+    const seq = Array.from({ length: 100 }, (_, i) => i);
+    expect(r.results.b1![0]).toEqual(seq);
+    expect([...(r.results.b2![0] as number[]), ...(r.results.b2![1] as number[])].sort((x, y) => x - y)).toEqual(seq);
+    const d = [r.results.d1![0], r.results.d2![0], r.results.d2![1]].flat() as number[];
+    expect(d.sort((x, y) => x - y)).toEqual(seq);
+    expect((r.results.d1![0] as number[]).length).toBe(50);
+  });
+
+  it('a diamond: fan-out to two transforms, fan-in to a two-input join', async () => {
+    const g = new Graph();
+    const src = new Stream('src'), sq = new Stream('sq'), id = new Stream('id'), out = new Stream('out');
+    g.add(new Source(f.zeroTo, { options: { n: 50 } }), { ...o, out: src });
+    g.add(new Transform(f.square), { ...o, in: src, out: sq, workers: 2 });
+    g.add(new Transform(f.dropThrees, { name: 'keep' }), { ...o, in: src, out: id });
+    g.add(new Sink(f.Collect, { name: 'squares' }), { ...o, in: sq });
+    g.add(new Sink(f.Collect, { name: 'kept' }), { ...o, in: id });
+    g.add(new Source(f.zeroTo, { name: 'other', options: { n: 3 } }), { ...o, out });
+    g.add(new Sink(f.Collect, { name: 'rest' }), { ...o, in: out });
+    const r = await g.run();
+    expect(r.results.squares![0]).toEqual(Array.from({ length: 50 }, (_, i) => i * i));
+    expect(r.results.kept![0]).toEqual(Array.from({ length: 50 }, (_, i) => i).filter((x) => x % 3));
+  });
+});
+
+describe('seeing what happens', () => {
+  it('progress events and final stats name the slowest segment and stream fill', async () => {
+    const events: number[] = [];
+    const r = await new Pipeline()
+      .add(new Source(f.zeroTo, { options: { n: 300 } }))
+      .add(new Transform(f.slowSquare))
+      .add(new Sink(f.Collect))
+      .run({ onProgress: (p) => events.push(p.segments[2]!.recordsIn), progressIntervalMs: 20 });
+    expect(events.length).toBeGreaterThan(1);
+    expect(events.at(-1)).toBe(300);
+    expect(r.slowest).toBe('slowSquare');
+    const s = r.segments.find((x) => x.name === 'slowSquare')!;
+    expect(s.recordsIn).toBe(300);
+    expect(s.busyPct).toBeGreaterThan(50);
+    expect(r.streams.map((x) => x.name)).toEqual(['zeroTo.out', 'slowSquare.out']);
+  });
+
+  it('a view kept past its call is poisoned in local mode, so the bug shows at once', async () => {
+    const r = await new Pipeline()
+      .add(new Source(f.tensors, { options: { count: 3, size: 4 } }), { isolation: 'local' })
+      .add(new Sink(f.KeepViews), { isolation: 'local' })
+      .run();
+    expect((r.results.KeepViews![0] as number[]).some((v) => v !== 0 && v !== 1 && v !== 2)).toBe(true);
+  });
+});
