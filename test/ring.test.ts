@@ -79,8 +79,8 @@ describe('ring protocol (single thread)', () => {
   it('wraps around at every 16-byte offset without losing or tearing a record', async () => {
     for (const align of [16, 64] as const) {
       const ring = Ring.create({ capacity: 4096 });
-      const spec = { count: 30_000, seed: 5, maxLen: maxPayload(4096) - 64, align };
-      const [res] = await Promise.all([consume(ring, 0, { producers: 1, seed: 5, maxLen: spec.maxLen }), produce(ring, spec)]);
+      const spec = { count: 30_000, seed: 5, maxLen: maxPayload(4096) - 64, align, spin: 0 };
+      const [res] = await Promise.all([consume(ring, 0, { producers: 1, seed: 5, maxLen: spec.maxLen, spin: 0 }), produce(ring, spec)]);
       expect(res.counts[0]).toBe(30_000);
       expect(res.bad).toBe(0);
       ring.close();

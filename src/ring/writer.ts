@@ -5,11 +5,13 @@
 import { layout as L } from '../native.js';
 import { RingError } from '../errors.js';
 import { attachRing, maxPayload, RingMemory, type RingDescriptor } from './ring.js';
-import { abortedError, park, parkSync, type WaitOptions } from './wait.js';
+import { abortedError, DEFAULT_SPIN, park, parkSync, type WaitOptions } from './wait.js';
 
 export interface WriterOptions {
   /** Publish after this many commits. Default 32. */
   publishEvery?: number;
+  /** Checks before parking. Default ~20-50 us worth; 0 when the other end runs on this same thread. */
+  spin?: number;
 }
 
 const HDR = 16;
@@ -36,8 +38,10 @@ export class RingWriter {
   private pending = 0;
   private pendingBytes = 0;
   private closed = false;
+  private readonly spin: number;
 
   constructor(ring: RingMemory | RingDescriptor, options: WriterOptions = {}) {
+    this.spin = options.spin ?? DEFAULT_SPIN;
     this.mem = ring instanceof RingMemory ? ring : attachRing(ring);
     const m = this.mem;
     this.bytes = m.bytes;
@@ -143,13 +147,13 @@ export class RingWriter {
   /** Waits until a claim of `length` bytes can succeed. Publishes first, so readers can drain. */
   waitForSpace(length: number, align: 16 | 64 = 16, options?: WaitOptions): Promise<void> {
     this.flush();
-    return park(this.mem, L.offSpaceSeq, L.offWritersWaiting, () => this.fits(length, align), () => this.mem.readerPids(), options);
+    return park(this.mem, L.offSpaceSeq, L.offWritersWaiting, () => this.fits(length, align), () => this.mem.readerPids(), options, this.spin);
   }
 
   /** Blocking waitForSpace(), for threads and processes with nothing else to do. */
   waitForSpaceSync(length: number, align: 16 | 64 = 16, timeoutMs?: number): void {
     this.flush();
-    parkSync(this.mem, L.offSpaceSeq, L.offWritersWaiting, () => this.fits(length, align), () => this.mem.readerPids(), timeoutMs);
+    parkSync(this.mem, L.offSpaceSeq, L.offWritersWaiting, () => this.fits(length, align), () => this.mem.readerPids(), timeoutMs, this.spin);
   }
 
   /** Claims, waiting for space as needed. */

@@ -31,10 +31,10 @@ class Group {
 
   private readonly byModulo: boolean;
 
-  constructor(plan: InputPlan['groups'][number], readonly ordered: boolean) {
+  constructor(plan: InputPlan['groups'][number], readonly ordered: boolean, spin: number | undefined) {
     this.byModulo = plan.byModulo;
     this.lanes = plan.rings.map(({ ring, slot }) => {
-      const reader = new RingReader(attachRing(ring), slot, { releaseEvery: 64 });
+      const reader = new RingReader(attachRing(ring), slot, { releaseEvery: 64, spin });
       return { reader, views: new RingViews(reader.bytes), bound: 0, ended: false };
     });
   }
@@ -132,8 +132,8 @@ export class InputPort {
   seen = 0;
   skipped = 0;
 
-  constructor(plan: InputPlan) {
-    this.groups = plan.groups.map((g) => new Group(g, g.ordered));
+  constructor(plan: InputPlan, spin?: number) {
+    this.groups = plan.groups.map((g) => new Group(g, g.ordered, spin));
     this.share = plan.share;
     this.selective = plan.share.streamCount > 1 || plan.share.replicas > 1;
   }

@@ -16,8 +16,8 @@ export class OutputPort {
   waitedMs = 0;
   written = 0;
 
-  constructor(plan: OutputPlan) {
-    this.writer = new RingWriter(attachRing(plan.ring), { publishEvery: 64 });
+  constructor(plan: OutputPlan, spin?: number) {
+    this.writer = new RingWriter(attachRing(plan.ring), { publishEvery: 64, spin });
     this.views = new RingViews(this.writer.bytes);
   }
 

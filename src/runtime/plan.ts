@@ -69,6 +69,8 @@ export interface ReplicaPlan {
   statsSlot: number;
   /** Debug aid: overwrite released input records so a kept view shows garbage at once. */
   poison: boolean;
+  /** Spin before parking: pointless (0) when every segment shares this thread ('local'). */
+  spin: number | undefined;
 }
 
 /** Messages from a runner to the supervisor. */

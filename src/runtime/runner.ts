@@ -45,8 +45,8 @@ export async function runReplica(plan: ReplicaPlan, code: LoadedCode, send: Send
   const seg = plan.segment;
   const stats = attachStats(plan.stats, plan.statsSlot);
   stats[STAT_START] = Date.now();
-  const inputs = plan.inputs.map((p) => new InputPort(p));
-  const outputs = plan.outputs.map((p) => new OutputPort(p));
+  const inputs = plan.inputs.map((p) => new InputPort(p, plan.spin));
+  const outputs = plan.outputs.map((p) => new OutputPort(p, plan.spin));
   const skipped: SkippedRecord[] = [];
   let skippedCount = 0;
   let outSeq = 0;   // for resequencing segments

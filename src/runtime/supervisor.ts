@@ -171,6 +171,7 @@ export async function execute(graph: Graph, options: RunOptions): Promise<RunRes
           stats: stats.descriptor,
           statsSlot: statsSlot++,
           poison: options.poisonReleased ?? n.options.isolation === 'local',
+          spin: n.options.isolation === 'local' ? 0 : undefined,
         };
         replicas.push({ node: n, plan, done: false });
       }

@@ -24,6 +24,9 @@ if (!isMainThread && parentPort) {
 } else if (process.send) {
   // Orphaned (the supervisor died): nothing left to do.
   process.on('disconnect', () => process.exit(1));
+  // Ctrl-C reaches the whole process group: the supervisor decides (it aborts the rings, and
+  // this runner then ends cleanly) rather than every segment dying on its own.
+  process.on('SIGINT', () => {});
   process.once('message', (msg: { plan: ReplicaPlan }) => {
     void main(msg.plan, (m) =>
       process.send!(m, () => {

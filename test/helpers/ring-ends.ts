@@ -11,10 +11,12 @@ export interface ProduceSpec {
   align?: 16 | 64;
   /** Type of every record: the producer's id + 1, so a reader can tell producers apart. */
   producer?: number;
+  /** 0 when both ends share a thread (spinning there only delays the other end). */
+  spin?: number;
 }
 
 export async function produce(ring: RingMemory | RingDescriptor, spec: ProduceSpec): Promise<void> {
-  const w = new RingWriter(ring);
+  const w = new RingWriter(ring, { spin: spec.spin });
   const type = (spec.producer ?? 0) + 1;
   for (let i = 0; i < spec.count; i++) {
     const len = lengthOf(i, spec.seed, spec.maxLen);
@@ -35,9 +37,9 @@ export interface ConsumeResult {
 export async function consume(
   ring: RingMemory | RingDescriptor,
   slot: number,
-  spec: { producers: number; seed: number; maxLen: number; slowEvery?: number },
+  spec: { producers: number; seed: number; maxLen: number; slowEvery?: number; spin?: number },
 ): Promise<ConsumeResult> {
-  const r = new RingReader(ring, slot);
+  const r = new RingReader(ring, slot, { spin: spec.spin });
   const counts = new Array<number>(spec.producers).fill(0);
   let bad = 0, misaligned = 0, n = 0;
   for (;;) {
