@@ -3,7 +3,7 @@
 // capacity/8 bytes, or flush()), for the same cache-line reason as the writer's publish.
 import { layout as L } from '../native.js';
 import { attachRing, RingMemory, type RingDescriptor } from './ring.js';
-import { abortedError, DEFAULT_SPIN, park, parkSync, type WaitOptions } from './wait.js';
+import { abortedError, DEFAULT_SPIN, park, parkSync, SpinBudget, type WaitOptions } from './wait.js';
 
 export interface ReaderOptions {
   /** Hand space back after this many releases. Default 32. */
@@ -40,10 +40,10 @@ export class RingReader {
   private pending = 0;
   private pendingBytes = 0;
   private detached = false;
-  private readonly spin: number;
+  private readonly spin: SpinBudget;
 
   constructor(ring: RingMemory | RingDescriptor, slot = 0, options: ReaderOptions = {}) {
-    this.spin = options.spin ?? DEFAULT_SPIN;
+    this.spin = new SpinBudget(options.spin ?? DEFAULT_SPIN);
     this.mem = ring instanceof RingMemory ? ring : attachRing(ring);
     const m = this.mem;
     if (!Number.isInteger(slot) || slot < 0 || slot >= m.readerSlots) {

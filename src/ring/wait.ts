@@ -12,6 +12,30 @@ const SLICE_MS = 100;
  * park/wake round trip costs, so a side that would be woken soon never pays for parking. */
 export const DEFAULT_SPIN = 4096;
 
+/**
+ * Adaptive spinning: a spin that ends in success earns a longer one next time, one that ends in
+ * parking a shorter one. With more busy threads than cores a waiter soon stops spinning (it would
+ * only steal the core the other side needs); with a core each it keeps the cheap hand-off.
+ */
+export class SpinBudget {
+  current: number;
+  constructor(readonly max: number) {
+    this.current = max;
+  }
+  /** Spins up to the budget; true if `ready()` came true meanwhile. */
+  spin(ready: () => boolean): boolean {
+    for (let i = 0; i < this.current; i++) {
+      if (ready()) {
+        this.current = Math.min(this.max, Math.max(64, this.current * 2));
+        return true;
+      }
+    }
+    // Keep a token spin (~0.2 us), so a budget that fell can find its way back up.
+    this.current = Math.max(Math.min(16, this.max), this.current >>> 1);
+    return false;
+  }
+}
+
 const noop = () => {};
 
 export const ABORT_GENERIC = 1;
@@ -61,9 +85,9 @@ export async function park(
   ready: () => boolean,
   pids: () => number[],
   options: WaitOptions = {},
-  spin = DEFAULT_SPIN,
+  spin?: SpinBudget,
 ): Promise<void> {
-  for (let i = 0; i < spin; i++) if (ready()) return;
+  if (spin?.spin(ready)) return;
   const deadline = options.timeoutMs === undefined ? Infinity : Date.now() + options.timeoutMs;
   const seqIdx = seqOff >> 2, waitingIdx = waitingOff >> 2;
   for (;;) {
@@ -103,9 +127,9 @@ export function parkSync(
   ready: () => boolean,
   pids: () => number[],
   timeoutMs = Infinity,
-  spin = DEFAULT_SPIN,
+  spin?: SpinBudget,
 ): void {
-  for (let i = 0; i < spin; i++) if (ready()) return;
+  if (spin?.spin(ready)) return;
   const deadline = Date.now() + timeoutMs;
   const seqIdx = seqOff >> 2, waitingIdx = waitingOff >> 2;
   for (;;) {

@@ -5,7 +5,7 @@
 import { layout as L } from '../native.js';
 import { RingError } from '../errors.js';
 import { attachRing, maxPayload, RingMemory, type RingDescriptor } from './ring.js';
-import { abortedError, DEFAULT_SPIN, park, parkSync, type WaitOptions } from './wait.js';
+import { abortedError, DEFAULT_SPIN, park, parkSync, SpinBudget, type WaitOptions } from './wait.js';
 
 export interface WriterOptions {
   /** Publish after this many commits. Default 32. */
@@ -38,10 +38,10 @@ export class RingWriter {
   private pending = 0;
   private pendingBytes = 0;
   private closed = false;
-  private readonly spin: number;
+  private readonly spin: SpinBudget;
 
   constructor(ring: RingMemory | RingDescriptor, options: WriterOptions = {}) {
-    this.spin = options.spin ?? DEFAULT_SPIN;
+    this.spin = new SpinBudget(options.spin ?? DEFAULT_SPIN);
     this.mem = ring instanceof RingMemory ? ring : attachRing(ring);
     const m = this.mem;
     this.bytes = m.bytes;
