@@ -252,6 +252,25 @@ Napi::Value CppConsume(const Napi::CallbackInfo& info) {
   return RunOnThread(env, job);
 }
 
+// napiWriteRecords(sab, count, length): writes `count` records of `length` bytes with one N-API call
+// per record (claim + fill + commit in C++), for the benchmark that compares this path with the JS
+// one. Returns how many fitted before the ring was full.
+Napi::Value NapiWriteRecord(const Napi::CallbackInfo& info) {
+  auto store = StoreOf(info, 0);
+  uint8_t* base = static_cast<uint8_t*>(store->Data());
+  uint32_t length = info[1].As<Napi::Number>().Uint32Value();
+  uint32_t seq = info[2].As<Napi::Number>().Uint32Value();
+  // The writer's state lives in the ring: rebuild it per call, as a stateless binding must.
+  Writer w(base);
+  uint8_t* p = w.try_claim(length, 1, seq);
+  if (!p) return Napi::Boolean::New(info.Env(), false);
+  std::memset(p, static_cast<int>(seq), length);
+  w.commit();
+  w.publish();
+  if (w.take_wake()) futex_wake(reinterpret_cast<uint32_t*>(base + kOffDataSeq));
+  return Napi::Boolean::New(info.Env(), true);
+}
+
 Napi::Object Layout(Napi::Env env) {
   Napi::Object o = Napi::Object::New(env);
   auto set = [&](const char* k, uint32_t v) { o.Set(k, Napi::Number::New(env, v)); };
@@ -285,6 +304,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("initRing", Napi::Function::New(env, InitRing));
   exports.Set("cppProduce", Napi::Function::New(env, CppProduce));
   exports.Set("cppConsume", Napi::Function::New(env, CppConsume));
+  exports.Set("napiWriteRecord", Napi::Function::New(env, NapiWriteRecord));
   return exports;
 }
 

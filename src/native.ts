@@ -34,6 +34,8 @@ export interface Addon {
   /** Test hooks: a C++ writer / reader of testdata records on a thread of their own. */
   cppProduce(buffer: SharedArrayBuffer, count: number, seed: number, maxLen: number, align: number): Promise<void>;
   cppConsume(buffer: SharedArrayBuffer, slot: number, seed: number, maxLen: number): Promise<{ count: number; bad: number }>;
+  /** Benchmark hook: one record written by C++, one N-API call per record. False when full. */
+  napiWriteRecord(buffer: SharedArrayBuffer, length: number, seq: number): boolean;
 }
 
 const addonPath = fileURLToPath(new URL('../build/Release/ringpipe.node', import.meta.url));

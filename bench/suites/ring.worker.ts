@@ -1,10 +1,11 @@
 // One end of a ring benchmark, in a worker thread (workerData) or a child process (argv[2]).
 // Roles: produce / consume over a ring (zero-copy or copy path), and the postMessage peers.
 import { isMainThread, parentPort, workerData, type MessagePort } from 'node:worker_threads';
-import { RingReader, RingWriter, END, type RingDescriptor } from '../../src/ring/index.js';
+import { RingReader, RingWriter, END, attachRing, type RingDescriptor } from '../../src/ring/index.js';
+import { layout, native } from '../../src/native.js';
 
 export interface Job {
-  role: 'produce' | 'consume' | 'pm-produce' | 'pm-consume';
+  role: 'produce' | 'napi-produce' | 'consume' | 'pm-produce' | 'pm-consume';
   ring?: RingDescriptor;
   port?: MessagePort;
   count: number;
@@ -49,6 +50,19 @@ async function produce(job: Job): Promise<number> {
     }
   }
   w.close();
+  return job.count;
+}
+
+/** The same 64-byte records, but claimed, filled and committed in C++: one N-API call each. */
+async function napiProduce(job: Job): Promise<number> {
+  const mem = attachRing(job.ring!);
+  for (let i = 0; i < job.count; i++) {
+    while (!native.napiWriteRecord(mem.buffer, job.bytes, i)) await new Promise((r) => setImmediate(r));
+  }
+  // Close this writer's end (the C++ side has no JS writer object).
+  Atomics.sub(mem.i32, layout.offWritersOpen >> 2, 1);
+  Atomics.store(mem.i32, layout.offState >> 2, layout.stateClosed);
+  mem.wake(layout.offDataSeq);
   return job.count;
 }
 
@@ -107,6 +121,7 @@ function pmConsume(job: Job): Promise<number> {
 async function run(job: Job): Promise<number> {
   switch (job.role) {
     case 'produce': return produce(job);
+    case 'napi-produce': return napiProduce(job);
     case 'consume': return consume(job);
     case 'pm-produce': return pmProduce(job);
     case 'pm-consume': return pmConsume(job);
