@@ -163,17 +163,25 @@ function fill(w: RingWriter, off: number, value: unknown, p: Plan, views: RingVi
 /** Whole-buffer views of a ring, made once, so decoding a number or string allocates no view. */
 export class RingViews {
   readonly f64: Float64Array;
+  readonly u32: Uint32Array;
   readonly buf: Buffer;
   constructor(readonly bytes: Uint8Array) {
     this.f64 = new Float64Array(bytes.buffer, 0, bytes.byteLength >>> 3);
+    this.u32 = new Uint32Array(bytes.buffer, 0, bytes.byteLength >>> 2);
     this.buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }
 }
 
 /** Decodes the reader's current record. Tensors and bytes are views into the ring. */
 export function decode(r: RingReader, off: number, views: RingViews): unknown {
-  const bytes = r.bytes;
-  switch (r.type) {
+  return decodeAt(views, off, r.length, r.type, r.flags);
+}
+
+/** Decodes the record payload at `off` of the ring `views` cover. */
+export function decodeAt(views: RingViews, off: number, length: number, type: number, flags: number): unknown {
+  const bytes = views.bytes;
+  const r = { length, flags };
+  switch (type) {
     case T_NUMBER:
       return views.f64[off >>> 3];
     case T_STRING:
@@ -194,7 +202,7 @@ export function decode(r: RingReader, off: number, views: RingViews): unknown {
     case T_VALUE:
       return deserialize(new Uint8Array(bytes.buffer, off, r.length));
     default:
-      throw new InvalidArgumentError(`unknown record type ${r.type}`);
+      throw new InvalidArgumentError(`unknown record type ${type}`);
   }
 }
 

@@ -1,2 +1,2 @@
 export * from './types.js';
-export { encode, tryEncode, decode, copyRecord, RingViews, tensorLength, tensorView, writeTensorHeader } from './codec.js';
+export { encode, tryEncode, decode, decodeAt, copyRecord, RingViews, tensorLength, tensorView, writeTensorHeader } from './codec.js';

@@ -7,6 +7,7 @@ export const T_VALUE = 3;      // v8 structured serialization (objects, arrays, 
 export const T_BYTES = 4;      // Uint8Array / Buffer, raw
 export const T_TENSOR = 5;     // tensor header (64 bytes) + data, 64-byte aligned
 export const T_WATERMARK = 6;  // engine-internal: "no record below this seq will follow"
+export const T_FORWARD = 8;    // engine-internal: a reference to a record in another ring (u32 source, offset, length, typeFlags)
 export const T_JSON = 7;       // plain objects and arrays of JSON values: JSON is several times faster than v8.serialize
 
 /** Flags (high 16 bits of the ring's typeFlags). */

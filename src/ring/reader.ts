@@ -12,6 +12,16 @@ export interface ReaderOptions {
   spin?: number;
 }
 
+/**
+ * A record passed on by reference (see OutputPort.forward): consumed by this reader but kept in
+ * the ring until every reference to it is done.
+ */
+export interface Hold {
+  start: number;
+  /** References still out. */
+  pending: number;
+}
+
 /** next() results besides a payload offset. */
 export const EMPTY = -1;
 export const END = -2;
@@ -35,6 +45,9 @@ export class RingReader {
   private readonly releaseEvery: number;
   private readonly releaseBytes: number;
   private pos: number;
+  /** Published position: `pos`, or the start of the oldest record still held. */
+  private retired: number;
+  private readonly holds: Hold[] = [];
   private cachedWrite: number;
   private size = 0;
   private pending = 0;
@@ -59,6 +72,7 @@ export class RingReader {
     this.releaseEvery = options.releaseEvery ?? 32;
     this.releaseBytes = m.capacity >>> 3;
     this.pos = Atomics.load(this.i32, this.slotIdx) >>> 0;
+    this.retired = this.pos;
     this.cachedWrite = this.pos;
     if (m.crossProcess) Atomics.store(this.i32, this.slotIdx + (L.readerPid >> 2), process.pid);
   }
@@ -105,14 +119,40 @@ export class RingReader {
   /** Done with the current record: its space may be reused once handed back. */
   release(): void {
     this.pos = (this.pos + this.size) >>> 0;
+    if (this.holds.length === 0) this.retired = this.pos;
     this.pendingBytes += this.size;
     this.size = 0;
     if (++this.pending >= this.releaseEvery || this.pendingBytes >= this.releaseBytes) this.flush();
   }
 
+  /**
+   * Moves past the current record but keeps its space (and every later record's) from writers
+   * until unhold(): the record is referenced from elsewhere.
+   */
+  hold(references = 1): Hold {
+    const h: Hold = { start: this.pos, pending: references };
+    this.holds.push(h);
+    this.pos = (this.pos + this.size) >>> 0;
+    this.size = 0;
+    return h;
+  }
+
+  /** One reference to a held record is done; space is handed back once the oldest holds are. */
+  unhold(h: Hold): void {
+    if (--h.pending > 0) return;
+    const holds = this.holds;
+    while (holds.length && holds[0]!.pending <= 0) holds.shift();
+    this.retired = holds.length ? holds[0]!.start : this.pos;
+  }
+
+  /** Records held and not yet given back. */
+  get held(): number {
+    return this.holds.length;
+  }
+
   /** Hands released space back to writers and wakes a parked one. */
   flush(): void {
-    Atomics.store(this.i32, this.slotIdx, this.pos | 0);
+    Atomics.store(this.i32, this.slotIdx, this.retired | 0);
     this.pending = 0;
     this.pendingBytes = 0;
     if (Atomics.load(this.i32, L.offWritersWaiting >> 2) !== 0) this.mem.wake(L.offSpaceSeq);

@@ -185,6 +185,16 @@ export class RingWriter {
     this.mem.wake(L.offDataSeq);
   }
 
+  /** Position after the last commit (single-producer rings). */
+  get position(): number {
+    return this.pos;
+  }
+
+  /** How far every reader got: the slowest active reader's position. */
+  readersPosition(): number {
+    return this.minReadPos(this.pos);
+  }
+
   get isClosed(): boolean {
     return this.closed;
   }

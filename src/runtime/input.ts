@@ -3,10 +3,10 @@
 // not lose the order; across groups (fan-in of different segments) whatever comes first is taken.
 // Only records of this reader's share (seq % count === index) are returned; the others are
 // skipped where they lie.
-import { RingReader, EMPTY, END } from '../ring/reader.js';
+import { RingReader, EMPTY, END, type Hold } from '../ring/reader.js';
 import { attachRing } from '../ring/ring.js';
-import { decode, RingViews } from '../codec/codec.js';
-import { T_WATERMARK } from '../codec/types.js';
+import { decode, decodeAt, RingViews } from '../codec/codec.js';
+import { T_FORWARD, T_WATERMARK } from '../codec/types.js';
 import type { InputPlan } from './plan.js';
 
 export { EMPTY, END };
@@ -15,6 +15,10 @@ const GOT = 1;
 interface Lane {
   reader: RingReader;
   views: RingViews;
+  /** Flat index of this lane among the replica's input lanes (what a forward record names). */
+  index: number;
+  /** The writer's input rings, for records it forwarded by reference. */
+  sources: RingViews[];
   /** Lower bound of the next seq this lane can deliver (from records and watermarks seen). */
   bound: number;
   ended: boolean;
@@ -31,11 +35,12 @@ class Group {
 
   private readonly byModulo: boolean;
 
-  constructor(plan: InputPlan['groups'][number], readonly ordered: boolean, spin: number | undefined) {
+  constructor(plan: InputPlan['groups'][number], readonly ordered: boolean, spin: number | undefined, nextIndex: () => number) {
     this.byModulo = plan.byModulo;
-    this.lanes = plan.rings.map(({ ring, slot }) => {
+    this.lanes = plan.rings.map(({ ring, slot, sources }) => {
       const reader = new RingReader(attachRing(ring), slot, { releaseEvery: 64, spin });
-      return { reader, views: new RingViews(reader.bytes), bound: 0, ended: false };
+      const srcViews = (sources ?? []).map((d) => new RingViews(attachRing(d).bytes));
+      return { reader, views: new RingViews(reader.bytes), index: nextIndex(), sources: srcViews, bound: 0, ended: false };
     });
   }
 
@@ -127,13 +132,18 @@ export class InputPort {
   private rr = 0;
   private lane: Lane | undefined;
   private ended = false;
+  /** How many lanes (rings) this port reads. */
+  readonly lanes: number;
   /** seq of the current record, and the highest seq seen (taken or skipped) + 1. */
   seq = 0;
   seen = 0;
   skipped = 0;
 
-  constructor(plan: InputPlan, spin?: number) {
-    this.groups = plan.groups.map((g) => new Group(g, g.ordered, spin));
+  /** `firstLane`: flat index of this port's first lane among the replica's inputs. */
+  constructor(plan: InputPlan, spin?: number, firstLane = 0) {
+    let lane = firstLane;
+    this.groups = plan.groups.map((g) => new Group(g, g.ordered, spin, () => lane++));
+    this.lanes = lane - firstLane;
     this.share = plan.share;
     this.selective = plan.share.streamCount > 1 || plan.share.replicas > 1;
   }
@@ -183,8 +193,35 @@ export class InputPort {
 
   /** The current record, decoded (tensors and bytes are views into the ring). */
   value(): unknown {
-    const lane = this.lane!;
-    return decode(lane.reader, lane.reader.offset, lane.views);
+    const r = this.lane!.reader;
+    if (r.type === T_FORWARD) {
+      // A reference into one of the writer's input rings: read the record where it lies there.
+      const u32 = this.lane!.views.u32, w = r.offset >>> 2;
+      const tf = u32[w + 3]!;
+      return decodeAt(this.lane!.sources[u32[w]!]!, u32[w + 1]!, u32[w + 2]!, tf & 0xffff, tf >>> 16);
+    }
+    return decode(r, r.offset, this.lane!.views);
+  }
+
+  /**
+   * Where the current record lies, if it may be forwarded by reference: it is in this replica's
+   * own input ring (not itself a forward) and large enough for a reference to pay.
+   */
+  forwardable(minBytes: number): { lane: number; offset: number; length: number; typeFlags: number } | undefined {
+    const r = this.lane!.reader;
+    if (r.type === T_FORWARD || r.length < minBytes) return undefined;
+    return { lane: this.lane!.index, offset: r.offset, length: r.length, typeFlags: r.typeFlags };
+  }
+
+  /** Consumes the current record but keeps it in the ring for `references` forwards. */
+  hold(references: number): { reader: RingReader; hold: Hold } {
+    const reader = this.lane!.reader;
+    return { reader, hold: reader.hold(references) };
+  }
+
+  /** Input ring descriptors in flat lane order (what forwards name). */
+  static laneRings(plans: InputPlan[]): import('../ring/ring.js').RingDescriptor[] {
+    return plans.flatMap((p) => p.groups.flatMap((g) => g.rings.map((r) => r.ring)));
   }
 
   /** Overwrites the current record's payload (debug aid), unless other readers share the ring. */
@@ -197,19 +234,23 @@ export class InputPort {
     this.lane!.reader.release();
   }
 
-  /** Waits until next() may have something new. Hands released space back first. */
-  async wait(signalMs = 20): Promise<void> {
-    let lanes = 0;
-    for (const g of this.groups) lanes += g.lanes.length;
+  /**
+   * Waits until next() may have something new, at most `sliceMs` when given (a replica holding
+   * forwarded records must look at its outputs now and then). Hands released space back first.
+   */
+  async wait(sliceMs?: number): Promise<void> {
     for (const g of this.groups) for (const l of g.lanes) l.reader.flush();
-    if (lanes === 1) {
-      await this.groups[0]!.lanes[0]!.reader.waitForData();
-      return;
+    let lane: Lane;
+    if (this.lanes === 1) {
+      lane = this.groups[0]!.lanes[0]!;
+    } else {
+      // Several rings: wait on the one the merge is blocked on, in short slices, then look again.
+      const g = this.groups[this.rr % this.groups.length]!;
+      lane = g.lanes[Math.max(0, g.current)] ?? g.lanes[0]!;
+      sliceMs = Math.min(sliceMs ?? 20, 20);
     }
-    // Several rings: wait on the one the merge is blocked on, in short slices, then look again.
-    const g = this.groups[this.rr % this.groups.length]!;
-    const lane = g.lanes[Math.max(0, g.current)] ?? g.lanes[0]!;
-    await lane.reader.waitForData({ timeoutMs: signalMs }).catch((e: { code?: string }) => {
+    if (sliceMs === undefined) return lane.reader.waitForData();
+    await lane.reader.waitForData({ timeoutMs: sliceMs }).catch((e: { code?: string }) => {
       if (e.code !== 'ERR_TIMEOUT') throw e;
     });
   }

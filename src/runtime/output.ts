@@ -2,7 +2,8 @@
 import { RingWriter } from '../ring/writer.js';
 import { attachRing } from '../ring/ring.js';
 import { encode, RingViews, tensorLength, tensorView, tryEncode, writeTensorHeader } from '../codec/codec.js';
-import { T_TENSOR, T_WATERMARK, type DType, type Tensor } from '../codec/types.js';
+import { T_FORWARD, T_TENSOR, T_WATERMARK, type DType, type Tensor } from '../codec/types.js';
+import type { Hold, RingReader } from '../ring/reader.js';
 import { RingpipeError } from '../errors.js';
 import type { OutputPlan } from './plan.js';
 
@@ -12,11 +13,16 @@ export class OutputPort {
   /** A tensor handed out by ctx.tensor(), committed when it comes back as an output. */
   private pending: Tensor | undefined;
   private lastWatermark = 0;
+  /** Records passed on by reference, oldest first: given back once every reader passed `end`. */
+  private readonly forwards: { end: number; reader: RingReader; hold: Hold }[] = [];
+  /** Readers can map this replica's input rings (see OutputPlan.forward). */
+  readonly canForward: boolean;
   /** Milliseconds spent waiting for space (backpressure). */
   waitedMs = 0;
   written = 0;
 
   constructor(plan: OutputPlan, spin?: number) {
+    this.canForward = plan.forward;
     this.writer = new RingWriter(attachRing(plan.ring), { publishEvery: 64, spin });
     this.views = new RingViews(this.writer.bytes);
   }
@@ -37,6 +43,47 @@ export class OutputPort {
     }
     if (tryEncode(this.writer, this.views, value, seq) >= 0) return;
     return encode(this.writer, this.views, value, seq, this.waitSpace).then(() => undefined);
+  }
+
+  /**
+   * Passes on a record of this replica's input by reference: a 16-byte forward record instead of
+   * a copy. The input record stays held until every reader of this port has moved past it.
+   */
+  async forward(src: { lane: number; offset: number; length: number; typeFlags: number }, seq: number, held: { reader: RingReader; hold: Hold }): Promise<void> {
+    this.written++;
+    let off = this.writer.claim(16, T_FORWARD, seq);
+    while (off < 0) {
+      this.pollForwards();
+      await this.waitSpace(16, 16);
+      off = this.writer.claim(16, T_FORWARD, seq);
+    }
+    const u32 = this.views.u32, w = off >>> 2;
+    u32[w] = src.lane;
+    u32[w + 1] = src.offset;
+    u32[w + 2] = src.length;
+    u32[w + 3] = src.typeFlags;
+    this.writer.commit();
+    this.forwards.push({ end: this.writer.position, reader: held.reader, hold: held.hold });
+  }
+
+  /** Gives back the input records every reader is done with; true when some were. */
+  pollForwards(): boolean {
+    const f = this.forwards;
+    if (f.length === 0) return false;
+    const done = this.writer.readersPosition();
+    let any = false;
+    while (f.length && ((done - f[0]!.end) | 0) >= 0) {
+      const x = f.shift()!;
+      x.reader.unhold(x.hold);
+      x.reader.flush();
+      any = true;
+    }
+    return any;
+  }
+
+  /** Forwards not yet given back. */
+  get forwarding(): number {
+    return this.forwards.length;
   }
 
   /** An output tensor living in the ring (see SegmentContext.tensor). */

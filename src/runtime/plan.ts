@@ -10,6 +10,8 @@ export type OnErrorPolicy = 'fail' | 'skip';
 export interface InputRing {
   ring: RingDescriptor;
   slot: number;
+  /** Rings the writer may forward records from (its own input rings, in its flat lane order). */
+  sources?: RingDescriptor[];
 }
 
 /** The rings of one upstream segment feeding a port (one per upstream replica). */
@@ -39,6 +41,8 @@ export interface InputPlan {
 
 export interface OutputPlan {
   ring: RingDescriptor;
+  /** Every reader can map this replica's input rings: pass records through by reference. */
+  forward: boolean;
 }
 
 export interface SegmentRef {
@@ -99,5 +103,5 @@ export function serializeError(e: unknown): SerializedError {
 }
 
 /** Per-replica counters (Float64 slots in the stats region). */
-export const STAT_IN = 0, STAT_OUT = 1, STAT_WAIT_IN = 2, STAT_WAIT_OUT = 3, STAT_START = 4, STAT_END = 5, STAT_SKIPPED = 6, STAT_BUSY = 7;
-export const STAT_SLOTS = 8;
+export const STAT_IN = 0, STAT_OUT = 1, STAT_WAIT_IN = 2, STAT_WAIT_OUT = 3, STAT_START = 4, STAT_END = 5, STAT_SKIPPED = 6, STAT_BUSY = 7, STAT_FORWARDED = 8;
+export const STAT_SLOTS = 9;

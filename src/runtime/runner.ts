@@ -7,7 +7,7 @@ import { InputPort, EMPTY, END } from './input.js';
 import { OutputPort } from './output.js';
 import { attachStats } from './stats.js';
 import {
-  serializeError, STAT_BUSY, STAT_END, STAT_IN, STAT_OUT, STAT_SKIPPED, STAT_START, STAT_WAIT_IN, STAT_WAIT_OUT,
+  serializeError, STAT_BUSY, STAT_END, STAT_FORWARDED, STAT_IN, STAT_OUT, STAT_SKIPPED, STAT_START, STAT_WAIT_IN, STAT_WAIT_OUT,
   type ReplicaPlan, type RunnerMessage, type SkippedRecord,
 } from './plan.js';
 import type { DType, Tensor } from '../codec/types.js';
@@ -45,7 +45,12 @@ export async function runReplica(plan: ReplicaPlan, code: LoadedCode, send: Send
   const seg = plan.segment;
   const stats = attachStats(plan.stats, plan.statsSlot);
   stats[STAT_START] = Date.now();
-  const inputs = plan.inputs.map((p) => new InputPort(p, plan.spin));
+  let firstLane = 0;
+  const inputs = plan.inputs.map((p) => {
+    const port = new InputPort(p, plan.spin, firstLane);
+    firstLane += port.lanes;
+    return port;
+  });
   const outputs = plan.outputs.map((p) => new OutputPort(p, plan.spin));
   const skipped: SkippedRecord[] = [];
   let skippedCount = 0;
@@ -84,13 +89,48 @@ export async function runReplica(plan: ReplicaPlan, code: LoadedCode, send: Send
   };
 
   const waitInput = async (port: InputPort) => {
-    for (const o of outputs) o.flush();
+    let forwarding = 0;
+    for (const o of outputs) {
+      o.flush();
+      o.pollForwards();
+      forwarding += o.forwarding;
+    }
     // Idle: tell readers downstream how far this replica got, so their ordered merges move on.
     if (!plan.resequence) for (const o of outputs) o.watermark(port.seen);
     updateStats();
     const t0 = performance.now();
-    await port.wait();
+    // Records still held for forwards come back only when readers downstream move on, which
+    // wakes nobody here: look again every half millisecond meanwhile.
+    await port.wait(forwarding ? 0.5 : undefined);
     waitInMs += performance.now() - t0;
+  };
+
+  /**
+   * Passes the input record on by reference where the code returned it unchanged (`out` is the
+   * decoded value itself, alone or among several outputs). Returns false when it did not apply.
+   */
+  const FORWARD_MIN_BYTES = 4096;
+  const tryForward = async (port: InputPort, value: unknown, out: unknown, seq: number): Promise<boolean> => {
+    if (typeof value !== 'object' || value === null) return false;
+    const multi = outputs.length > 1;
+    if (multi ? !Array.isArray(out) || !out.includes(value) : out !== value) return false;
+    const ports = multi ? outputs.filter((o, i) => (out as unknown[])[i] === value) : outputs;
+    if (!ports.every((o) => o.canForward)) return false;
+    const src = port.forwardable(FORWARD_MIN_BYTES);
+    if (!src) return false;
+    const held = port.hold(ports.length);
+    stats[STAT_FORWARDED]!++;
+    for (let i = 0; i < outputs.length; i++) {
+      const v = multi ? (out as unknown[])[i] : out;
+      if (v === undefined) continue;
+      if (v === value) await outputs[i]!.forward(src, seq, held);
+      else {
+        const p = outputs[i]!.write(v, seq);
+        if (p) await p;
+      }
+    }
+    if (plan.resequence) outSeq++;
+    return true;
   };
 
   /** Sends `result` on the outputs: one value, or one per output port for several. */
@@ -184,6 +224,7 @@ export async function runReplica(plan: ReplicaPlan, code: LoadedCode, send: Send
       // Transform or sink with one input: the hot loop.
       const port = inputs[0]!;
       const withCtx = seg.kind === 'transform' || seg.kind === 'sink';
+      const canForward = outputs.some((o) => o.canForward);
       let n = 0;
       for (;;) {
         const r = port.next();
@@ -195,16 +236,22 @@ export async function runReplica(plan: ReplicaPlan, code: LoadedCode, send: Send
         index = port.seq;
         const value = port.value();
         let out: unknown;
+        let forwarded = false;
         try {
           out = withCtx ? run(value, ctx) : run(value);
           if (out instanceof Promise) out = await out;
-          const p = emit(out, plan.resequence ? outSeq : index);
-          if (p) await p;
+          if (canForward) forwarded = await tryForward(port, value, out, plan.resequence ? outSeq : index);
+          if (!forwarded) {
+            const p = emit(out, plan.resequence ? outSeq : index);
+            if (p) await p;
+          }
         } catch (e) {
           onRecordError(e, value);
         }
-        poison(port);
-        port.release();
+        if (!forwarded) {
+          poison(port);
+          port.release();
+        }
         stats[STAT_IN] = ++n;
         if ((n & 1023) === 0) updateStats();
       }

@@ -18,7 +18,7 @@ import { CancelledError, SegmentCrashError, SegmentError } from '../pipeline/err
 import { runReplica, type LoadedCode } from './runner.js';
 import { createStatsRegion } from './stats.js';
 import {
-  STAT_BUSY, STAT_END, STAT_IN, STAT_OUT, STAT_SKIPPED, STAT_SLOTS, STAT_START, STAT_WAIT_IN, STAT_WAIT_OUT,
+  STAT_BUSY, STAT_END, STAT_FORWARDED, STAT_IN, STAT_OUT, STAT_SKIPPED, STAT_SLOTS, STAT_START, STAT_WAIT_IN, STAT_WAIT_OUT,
   type InputPlan, type ReplicaPlan, type RunnerMessage, type SkippedRecord,
 } from './plan.js';
 
@@ -50,6 +50,8 @@ export interface SegmentStats {
   /** Share waiting for space downstream (backpressure). */
   waitOutputPct: number;
   skipped: number;
+  /** Records passed on by reference instead of copied (returned unchanged by a transform). */
+  forwarded: number;
   seconds: number;
   /** Epoch ms when the first replica started running (after loading its code) and the last ended. */
   startedAt: number;
@@ -126,6 +128,26 @@ export async function execute(graph: Graph, options: RunOptions): Promise<RunRes
       });
     });
 
+    // Forwarding by reference needs every reader of the output to map the writer's input rings:
+    // shared (cross-process) rings always; private ones only when nobody involved is a process.
+    const canForward = (w: GraphNode, st: Stream): boolean => {
+      if (w.segment.kind !== 'transform') return false;
+      const inputsShared = w.inputs.every((s) =>
+        writersOf.get(s)!.every((u) => {
+          const ui = nodes.indexOf(u), p = u.outputs.indexOf(s);
+          return ringOf.get(`${ui}/${p}/0`)!.crossProcess;
+        }),
+      );
+      const anyProcessReader = readersOf.get(st)!.some((c) => c.options.isolation === 'process');
+      return inputsShared || (!anyProcessReader && w.options.isolation !== 'process');
+    };
+    const laneRings = (n: GraphNode) =>
+      n.inputs.flatMap((st) =>
+        writersOf.get(st)!.flatMap((w) => {
+          const wi = nodes.indexOf(w), p = w.outputs.indexOf(st);
+          return Array.from({ length: w.options.workers }, (_, r) => ringOf.get(`${wi}/${p}/${r}`)!.descriptor);
+        }),
+      );
     const replicas: Replica[] = [];
     let statsSlot = 0;
     nodes.forEach((n, ni) => {
@@ -146,7 +168,12 @@ export async function execute(graph: Graph, options: RunOptions): Promise<RunRes
               return {
                 ordered: w.options.ordered && w.options.workers > 1,
                 byModulo: !resequences(w, writersOf) && wShareWhole,
-                rings: Array.from({ length: w.options.workers }, (_, r) => ({ ring: ringOf.get(`${wi}/${p}/${r}`)!.descriptor, slot })),
+                rings: Array.from({ length: w.options.workers }, (_, r) => ({
+                  ring: ringOf.get(`${wi}/${p}/${r}`)!.descriptor,
+                  slot,
+                  // Writer replica r's own input rings, which its forward records point into.
+                  sources: canForward(w, st) ? laneRings(w) : undefined,
+                })),
               };
             }),
           };
@@ -166,7 +193,7 @@ export async function execute(graph: Graph, options: RunOptions): Promise<RunRes
           replica: j,
           replicas: n.options.workers,
           inputs,
-          outputs: n.outputs.map((_, p) => ({ ring: ringOf.get(`${ni}/${p}/${j}`)!.descriptor })),
+          outputs: n.outputs.map((st, p) => ({ ring: ringOf.get(`${ni}/${p}/${j}`)!.descriptor, forward: canForward(n, st) })),
           resequence: seq,
           stats: stats.descriptor,
           statsSlot: statsSlot++,
@@ -188,7 +215,7 @@ function snapshot(graph: Graph, replicas: Replica[], rings: Ring[], view: Float6
   const now = Date.now();
   const segments: SegmentStats[] = graph.nodes.map((n) => {
     const mine = replicas.filter((r) => r.node === n);
-    let recordsIn = 0, recordsOut = 0, busy = 0, waitIn = 0, waitOut = 0, skipped = 0, span = 0, startedAt = Infinity, endedAt = 0;
+    let recordsIn = 0, recordsOut = 0, busy = 0, waitIn = 0, waitOut = 0, skipped = 0, forwarded = 0, span = 0, startedAt = Infinity, endedAt = 0;
     for (const r of mine) {
       const s = view.subarray(r.plan.statsSlot * STAT_SLOTS, (r.plan.statsSlot + 1) * STAT_SLOTS);
       const start = s[STAT_START] || now;
@@ -199,6 +226,7 @@ function snapshot(graph: Graph, replicas: Replica[], rings: Ring[], view: Float6
       waitOut += s[STAT_WAIT_OUT]!;
       busy += s[STAT_BUSY] || Math.max(0, t - s[STAT_WAIT_IN]! - s[STAT_WAIT_OUT]!);
       skipped += s[STAT_SKIPPED]!;
+      forwarded += s[STAT_FORWARDED]!;
       span += t;
       startedAt = Math.min(startedAt, start);
       endedAt = Math.max(endedAt, s[STAT_END] || now);
@@ -216,6 +244,7 @@ function snapshot(graph: Graph, replicas: Replica[], rings: Ring[], view: Float6
       waitInputPct: pct(waitIn),
       waitOutputPct: pct(waitOut),
       skipped,
+      forwarded,
       seconds,
       startedAt,
       endedAt,
