@@ -19,3 +19,17 @@ export type { SkippedRecord } from './runtime/plan.js';
 
 /** True inside a ringpipe worker thread or process: guard module-level pipeline runs with it. */
 export const isWorker: boolean = Boolean((globalThis as Record<symbol, unknown>)[Symbol.for('ringpipe.worker')]);
+
+// JSON pipelines (Pipetree's model) and the content-addressed cache.
+export {
+  JsonPipeline, loadPipeline, loadPipelineFile, loadPipelineSpec, validatePipeline, buildPlan, executePlan, collectGarbage,
+  artifact, isArtifact, ReplayableInput, ConfigError, StageError, pipelineSchema, pipelineSchemaPath, describeItems, describePlan,
+  gridCombinations, randomCombinations, InProcessRunner, EngineRunner, LIBRARY_STAGE_TYPES,
+} from './config/index.js';
+export type {
+  PipelineSpec, PipelineItemSpec, InputSpec, InputMode, StageContext, StageFunction, ExecuteOptions, JsonRunResult, StageResult,
+  StageStatus, RunEvent, LoadOptions, LoadedPipeline, ConfigIssue, ArtifactResult, ResultsOptions, GcOptions, GcReport, StageRunner,
+  StageInvocation, LibraryStageImplementation,
+} from './config/index.js';
+export { FsArtifactStore, CacheError, canonicalJson, hashValue, hashModuleGraph, readRecordFile, RecordFileWriter, CACHE_FORMAT } from './cache/index.js';
+export type { ArtifactStore, ArtifactWriter, ArtifactManifest, ArtifactRecord, ArtifactInfo, CacheEntry } from './cache/index.js';

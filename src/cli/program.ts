@@ -1,0 +1,175 @@
+// The `ringpipe` command line: commands, options, exit codes.
+//
+// Exit codes: 0 ok; 1 a run failed (a stage threw, or the run was interrupted); 2 usage or
+// configuration error (bad arguments, a pipeline that does not validate).
+import { Command, CommanderError, Option } from 'commander';
+import { packageVersion } from '../cache/package-root.js';
+import { ConfigError } from '../config/errors.js';
+import { RingpipeError } from '../errors.js';
+import { cacheClear, cacheGc, cacheLs } from './commands/cache.js';
+import { benchCommand, initCommand } from './commands/init.js';
+import { graphCommand, resultsCommand } from './commands/results.js';
+import { runCommand, validateCommand } from './commands/run.js';
+import { UsageError } from './errors.js';
+import { line, type Io } from './format.js';
+
+/** Exit codes of the `ringpipe` command. */
+export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
+
+const collect = (value: string, previous: string[]) => [...previous, value];
+const positiveInt = (value: string) => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`expected a positive integer, got '${value}'`);
+  return n;
+};
+
+/**
+ * Runs the command line `argv` (without `node` and the script) and resolves with the exit code.
+ * `signal` interrupts a running command (the CLI wires it to SIGINT).
+ */
+export async function runCli(argv: string[], io: Io, signal: AbortSignal = new AbortController().signal): Promise<number> {
+  let code: number = EXIT.ok;
+  const program = new Command('ringpipe')
+    .description('Streaming ML data pipelines: JSON pipelines with a content-addressed cache, benchmarks.')
+    .version(packageVersion(), '-V, --version')
+    .showHelpAfterError('(run with --help for usage)')
+    .configureOutput({ writeOut: (s) => io.out.write(s), writeErr: (s) => io.err.write(s) })
+    .exitOverride();
+  const setOption = () => new Option('--set <item.field=value>', 'override a field of an item (repeatable; the value is JSON, or a string)').argParser(collect).default([]);
+  const cacheDirOption = () => new Option('--cache-dir <dir>', 'cache directory (default: .ringpipe/cache beside the pipeline file)');
+
+  program
+    .command('init')
+    .description('write a runnable example project (a JSON pipeline, its functions and data) into DIR')
+    .argument('<dir>', 'directory to create or fill')
+    .option('--force', 'overwrite existing files')
+    .action(async (dir: string, opts: { force?: boolean }) => {
+      code = await initCommand(dir, opts, io);
+    });
+
+  program
+    .command('validate')
+    .description('check a pipeline file: schema, names, inputs, cycles, modules and exports')
+    .argument('<file>', 'pipeline file (JSON)')
+    .addOption(setOption())
+    .option('--json', 'print the verdict as JSON')
+    .action(async (file: string, opts: { set: string[]; json?: boolean }) => {
+      code = await validateCommand(file, opts, io);
+    });
+
+  program
+    .command('run')
+    .description('run a pipeline; stages whose results are in the cache are loaded, not run')
+    .argument('<file>', 'pipeline file (JSON)')
+    .addOption(setOption())
+    .option('--dry-run', 'show which stages are cached and which would run; run nothing')
+    .option('--no-cache', 'neither read nor write the cache (everything runs)')
+    .option('--json', 'print one JSON object at the end: { "stages": [ { name, branch, status, records, seconds } ] }')
+    .addOption(cacheDirOption())
+    .addOption(new Option('--concurrency <n>', 'stage runs at the same time (independent branches)').argParser(positiveInt))
+    .option('--fail-fast', 'stop at the first failing stage (default: independent branches go on)')
+    .option('-q, --quiet', 'no progress output')
+    .action(async (file: string, opts: Parameters<typeof runCommand>[1]) => {
+      code = await runCommand(file, opts, io, signal);
+    });
+
+  program
+    .command('graph')
+    .description('print the pipeline graph as Mermaid (default) or Graphviz DOT')
+    .argument('<file>', 'pipeline file (JSON)')
+    .addOption(new Option('--format <format>', 'output format').choices(['mermaid', 'dot']).default('mermaid'))
+    .option('--branches', 'one node per grid branch instead of one per item')
+    .addOption(setOption())
+    .action(async (file: string, opts: { set: string[]; format: string; branches?: boolean }) => {
+      code = await graphCommand(file, opts, io);
+    });
+
+  program
+    .command('results')
+    .description("show the artifacts of a pipeline's stages with their parameters and metadata (e.g. each grid branch's loss)")
+    .argument('<file>', 'pipeline file (JSON)')
+    .addOption(new Option('--stage <name>', 'only this stage (repeatable; default: the final stages)').argParser(collect).default([]))
+    .option('--all', 'every stage')
+    .addOption(new Option('--json', 'print JSON').conflicts('csv'))
+    .option('--csv', 'print CSV')
+    .addOption(setOption())
+    .addOption(cacheDirOption())
+    .action(async (file: string, opts: Parameters<typeof resultsCommand>[1]) => {
+      code = await resultsCommand(file, opts, io);
+    });
+
+  program
+    .command('bench')
+    .description('run a benchmark suite (from a ringpipe checkout) and print its table')
+    .argument('[suite]', 'suite name (see --list)')
+    .option('--quick', 'a shorter run (under a minute)')
+    .option('--list', 'list the suites')
+    .action(async (suite: string | undefined, opts: { quick?: boolean; list?: boolean }) => {
+      code = await benchCommand(suite, opts, io, signal);
+    });
+
+  const cache = program.command('cache').description('inspect and clean the artifact cache');
+  cache
+    .command('ls')
+    .description('list cache entries with their sizes')
+    .argument('[file]', 'pipeline file whose cache to list (default: ./.ringpipe/cache)')
+    .addOption(cacheDirOption())
+    .option('--json', 'print JSON')
+    .action(async (file: string | undefined, opts: { cacheDir?: string; json?: boolean }) => {
+      code = await cacheLs(file, opts, io);
+    });
+  cache
+    .command('gc')
+    .description('remove entries that no current pipeline reaches (pipelines that ran with this cache, plus FILEs), and leftovers of killed runs')
+    .argument('[files...]', 'pipeline files to keep besides the registered ones')
+    .addOption(cacheDirOption())
+    .option('--dry-run', 'only say what would be removed')
+    .option('--force', 'go on when a registered pipeline does not validate (its entries are dropped)')
+    .option('--json', 'print JSON')
+    .action(async (files: string[], opts: { cacheDir?: string; dryRun?: boolean; force?: boolean; json?: boolean }) => {
+      code = await cacheGc(files, opts, io);
+    });
+  cache
+    .command('clear')
+    .description('remove every cache entry')
+    .argument('[file]', 'pipeline file whose cache to clear (default: ./.ringpipe/cache)')
+    .addOption(cacheDirOption())
+    .action(async (file: string | undefined, opts: { cacheDir?: string }) => {
+      code = await cacheClear(file, opts, io);
+    });
+
+  for (const c of [program, ...program.commands, ...cache.commands]) {
+    c.exitOverride().configureOutput({ writeOut: (s) => io.out.write(s), writeErr: (s) => io.err.write(s) });
+  }
+
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return code;
+  } catch (err) {
+    return exitCodeFor(err, io);
+  }
+}
+
+function exitCodeFor(err: unknown, io: Io): number {
+  if (err instanceof CommanderError) {
+    // help and version exit 0; commander already printed its message
+    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.help' || err.code === 'commander.version') return EXIT.ok;
+    if (err.code === 'commander.executeSubCommandAsync') return EXIT.failed;
+    return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
+  }
+  if (err instanceof ConfigError) {
+    line(io.err, `error: ${err.message}`);
+    return EXIT.usage;
+  }
+  if (err instanceof UsageError) {
+    line(io.err, `error: ${err.message}`);
+    return EXIT.usage;
+  }
+  if (err instanceof RingpipeError) {
+    line(io.err, `error: ${err.message}`);
+    if (process.env.RINGPIPE_DEBUG && err.stack) line(io.err, err.stack);
+    return EXIT.failed;
+  }
+  line(io.err, `error: ${err instanceof Error ? (process.env.RINGPIPE_DEBUG ? err.stack : err.message) : String(err)}`);
+  return EXIT.failed;
+}
