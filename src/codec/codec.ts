@@ -5,8 +5,9 @@ import { deserialize, serialize } from 'node:v8';
 import { InvalidArgumentError } from '../errors.js';
 import type { RingReader } from '../ring/reader.js';
 import type { RingWriter } from '../ring/writer.js';
+import type { ShapeEncoder } from './shapes.js';
 import {
-  DTYPE_CODE, DTYPES, F_BARE_TYPED, F_BUFFER, MAX_DIMS, T_BYTES, T_JSON, T_NUMBER, T_STRING, T_TENSOR, T_VALUE, TENSOR_HEADER,
+  DTYPE_CODE, DTYPES, F_ASCII, F_BARE_TYPED, F_BUFFER, MAX_DIMS, T_BYTES, T_JSON, T_NUMBER, T_STRING, T_TENSOR, T_VALUE, TENSOR_HEADER,
   dtypeOf, elementCount, isTensor, type DType, type Tensor, type TypedArray,
 } from './types.js';
 
@@ -71,7 +72,8 @@ function plan(value: unknown): Plan {
   if (isTensor(value)) return { type: T_TENSOR, flags: 0, length: TENSOR_HEADER + value.data.byteLength, align: 64 };
   if (jsonSafe(value, 0)) {
     const json = JSON.stringify(value);
-    return { type: T_JSON, flags: 0, length: Buffer.byteLength(json, 'utf8'), align: 16, json };
+    const length = Buffer.byteLength(json, 'utf8');
+    return { type: T_JSON, flags: length === json.length ? F_ASCII : 0, length, align: 16, json };
   }
   const bytes = serialize(value);
   return { type: T_VALUE, flags: 0, length: bytes.byteLength, align: 16, bytes };
@@ -121,7 +123,29 @@ export async function encode(
 }
 
 /** The synchronous part of encode(): claim or -1. Used by hot loops before they await. */
-export function tryEncode(w: RingWriter, views: RingViews, value: unknown, seq: number): number {
+export function tryEncode(w: RingWriter, views: RingViews, value: unknown, seq: number, shapes?: ShapeEncoder): number {
+  // Hot path: numbers and JSON-safe objects without allocating a plan.
+  if (typeof value === 'number') {
+    const off = w.claim(8, T_NUMBER, seq);
+    if (off < 0) return -1;
+    views.f64[off >>> 3] = value;
+    w.commit();
+    return 8;
+  }
+  if (shapes && typeof value === 'object' && value !== null && Object.getPrototypeOf(value) === Object.prototype) {
+    const r = shapes.tryEncode(w, views, value, seq);
+    if (r !== 0) return r;  // written, or -1: full
+  }
+  if (typeof value === 'object' && value !== null && !ArrayBuffer.isView(value) && !isTensor(value) && jsonSafe(value, 0)) {
+    const json = JSON.stringify(value);
+    const length = Buffer.byteLength(json, 'utf8');
+    // ASCII text (the common case) decodes as latin1: no UTF-8 decoding on the reader's side.
+    const off = w.claim(length, T_JSON | ((length === json.length ? F_ASCII : 0) << 16), seq);
+    if (off < 0) return -1;
+    views.buf.write(json, off, length, length === json.length ? 'latin1' : 'utf8');
+    w.commit();
+    return length;
+  }
   const p = plan(value);
   const off = w.claim(p.length, p.type | (p.flags << 16), seq, p.align);
   if (off < 0) return -1;
@@ -153,7 +177,7 @@ function fill(w: RingWriter, off: number, value: unknown, p: Plan, views: RingVi
       return;
     }
     case T_JSON:
-      views.buf.write(p.json!, off, p.length, 'utf8');
+      views.buf.write(p.json!, off, p.length, p.flags & F_ASCII ? 'latin1' : 'utf8');
       return;
     default:
       bytes.set(p.bytes!, off);
@@ -198,7 +222,7 @@ export function decodeAt(views: RingViews, off: number, length: number, type: nu
       return dv.getUint16(2, true) & 1 ? t.data : t;
     }
     case T_JSON:
-      return JSON.parse(views.buf.toString('utf8', off, off + r.length));
+      return JSON.parse(views.buf.toString(r.flags & F_ASCII ? 'latin1' : 'utf8', off, off + r.length));
     case T_VALUE:
       return deserialize(new Uint8Array(bytes.buffer, off, r.length));
     default:

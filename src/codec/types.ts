@@ -8,11 +8,14 @@ export const T_BYTES = 4;      // Uint8Array / Buffer, raw
 export const T_TENSOR = 5;     // tensor header (64 bytes) + data, 64-byte aligned
 export const T_WATERMARK = 6;  // engine-internal: "no record below this seq will follow"
 export const T_FORWARD = 8;    // engine-internal: a reference to a record in another ring (u32 source, offset, length, typeFlags)
-export const T_JSON = 7;       // plain objects and arrays of JSON values: JSON is several times faster than v8.serialize
+export const T_JSON = 7;
+export const T_SHAPE = 9;      // a key list announced once per output ring (codec/shapes.ts)
+export const T_SHAPED = 10;    // a flat object encoded by position against an announced shape       // plain objects and arrays of JSON values: JSON is several times faster than v8.serialize
 
 /** Flags (high 16 bits of the ring's typeFlags). */
 export const F_BUFFER = 1;      // T_BYTES: was a Node Buffer
 export const F_BARE_TYPED = 2;  // T_TENSOR: was a bare TypedArray, not a { data, shape, dtype }
+export const F_ASCII = 4;       // T_JSON: every byte < 0x80
 
 export type DType = 'float32' | 'float64' | 'int8' | 'int16' | 'int32' | 'uint8' | 'uint16' | 'uint32' | 'uint8c' | 'bool' | 'int64' | 'uint64';
 

@@ -6,7 +6,8 @@
 import { RingReader, EMPTY, END, type Hold } from '../ring/reader.js';
 import { attachRing } from '../ring/ring.js';
 import { decode, decodeAt, RingViews } from '../codec/codec.js';
-import { T_FORWARD, T_WATERMARK } from '../codec/types.js';
+import { T_FORWARD, T_SHAPE, T_SHAPED, T_WATERMARK } from '../codec/types.js';
+import { ShapeDecoder } from '../codec/shapes.js';
 import type { InputPlan } from './plan.js';
 
 export { EMPTY, END };
@@ -19,6 +20,8 @@ interface Lane {
   index: number;
   /** The writer's input rings, for records it forwarded by reference. */
   sources: RingViews[];
+  /** Shapes the writer announced (codec/shapes.ts). */
+  shapes: ShapeDecoder;
   /** Lower bound of the next seq this lane can deliver (from records and watermarks seen). */
   bound: number;
   ended: boolean;
@@ -40,7 +43,7 @@ class Group {
     this.lanes = plan.rings.map(({ ring, slot, sources }) => {
       const reader = new RingReader(attachRing(ring), slot, { releaseEvery: 64, spin });
       const srcViews = (sources ?? []).map((d) => new RingViews(attachRing(d).bytes));
-      return { reader, views: new RingViews(reader.bytes), index: nextIndex(), sources: srcViews, bound: 0, ended: false };
+      return { reader, views: new RingViews(reader.bytes), index: nextIndex(), sources: srcViews, shapes: new ShapeDecoder(), bound: 0, ended: false };
     });
   }
 
@@ -55,8 +58,10 @@ class Group {
         return END;
       }
       if (off < 0) return EMPTY;
-      if (lane.reader.type !== T_WATERMARK) return off;
-      if (before(lane.bound, lane.reader.seq)) lane.bound = lane.reader.seq;
+      const type = lane.reader.type;
+      if (type === T_SHAPE) lane.shapes.define(lane.views, off, lane.reader.length);
+      else if (type !== T_WATERMARK) return off;
+      else if (before(lane.bound, lane.reader.seq)) lane.bound = lane.reader.seq;
       lane.reader.release();
     }
   }
@@ -134,6 +139,7 @@ export class InputPort {
   private ended = false;
   /** How many lanes (rings) this port reads. */
   readonly lanes: number;
+  private readonly solo: Lane | undefined;
   /** seq of the current record, and the highest seq seen (taken or skipped) + 1. */
   seq = 0;
   seen = 0;
@@ -144,6 +150,7 @@ export class InputPort {
     let lane = firstLane;
     this.groups = plan.groups.map((g) => new Group(g, g.ordered, spin, () => lane++));
     this.lanes = lane - firstLane;
+    this.solo = this.lanes === 1 ? this.groups[0]!.lanes[0]! : undefined;
     this.share = plan.share;
     this.selective = plan.share.streamCount > 1 || plan.share.replicas > 1;
   }
@@ -151,6 +158,7 @@ export class InputPort {
   /** GOT (then value()/release()), EMPTY or END. Skips other readers' records. */
   next(): number {
     if (this.ended) return END;
+    if (this.solo) return this.nextSolo();
     const n = this.groups.length;
     for (;;) {
       let ended = 0, got = false;
@@ -186,6 +194,35 @@ export class InputPort {
     }
   }
 
+  /** next() for the common case of one ring: no merging, fewer calls per record. */
+  private nextSolo(): number {
+    const lane = this.solo!, r = lane.reader;
+    for (;;) {
+      const off = r.next();
+      if (off < 0) {
+        if (off === END) this.ended = true;
+        return off;
+      }
+      const seq = r.seq;
+      const type = r.type;
+      if (type === T_WATERMARK || type === T_SHAPE) {
+        if (type === T_SHAPE) lane.shapes.define(lane.views, off, r.length);
+        else if (before(this.seen, seq)) this.seen = seq;
+        r.release();
+        continue;
+      }
+      if (!before(seq, this.seen)) this.seen = (seq + 1) >>> 0;
+      if (this.selective && !this.mine(seq)) {
+        r.release();
+        this.skipped++;
+        continue;
+      }
+      this.lane = lane;
+      this.seq = seq;
+      return GOT;
+    }
+  }
+
   private mine(seq: number): boolean {
     const { streamIndex, streamCount, replica, replicas } = this.share;
     return seq % streamCount === streamIndex && Math.floor(seq / streamCount) % replicas === replica;
@@ -194,6 +231,7 @@ export class InputPort {
   /** The current record, decoded (tensors and bytes are views into the ring). */
   value(): unknown {
     const r = this.lane!.reader;
+    if (r.type === T_SHAPED) return this.lane!.shapes.decode(this.lane!.views, r.offset);
     if (r.type === T_FORWARD) {
       // A reference into one of the writer's input rings: read the record where it lies there.
       const u32 = this.lane!.views.u32, w = r.offset >>> 2;
@@ -209,7 +247,7 @@ export class InputPort {
    */
   forwardable(minBytes: number): { lane: number; offset: number; length: number; typeFlags: number } | undefined {
     const r = this.lane!.reader;
-    if (r.type === T_FORWARD || r.length < minBytes) return undefined;
+    if (r.type === T_FORWARD || r.type === T_SHAPED || r.length < minBytes) return undefined;
     return { lane: this.lane!.index, offset: r.offset, length: r.length, typeFlags: r.typeFlags };
   }
 

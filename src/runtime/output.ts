@@ -2,6 +2,7 @@
 import { RingWriter } from '../ring/writer.js';
 import { attachRing } from '../ring/ring.js';
 import { encode, RingViews, tensorLength, tensorView, tryEncode, writeTensorHeader } from '../codec/codec.js';
+import { ShapeEncoder } from '../codec/shapes.js';
 import { T_FORWARD, T_TENSOR, T_WATERMARK, type DType, type Tensor } from '../codec/types.js';
 import type { Hold, RingReader } from '../ring/reader.js';
 import { RingpipeError } from '../errors.js';
@@ -10,6 +11,7 @@ import type { OutputPlan } from './plan.js';
 export class OutputPort {
   readonly writer: RingWriter;
   private readonly views: RingViews;
+  private readonly shapes = new ShapeEncoder();
   /** A tensor handed out by ctx.tensor(), committed when it comes back as an output. */
   private pending: Tensor | undefined;
   private lastWatermark = 0;
@@ -41,7 +43,7 @@ export class OutputPort {
       this.writer.commit();  // filled in place: no copy
       return;
     }
-    if (tryEncode(this.writer, this.views, value, seq) >= 0) return;
+    if (tryEncode(this.writer, this.views, value, seq, this.shapes) >= 0) return;
     return encode(this.writer, this.views, value, seq, this.waitSpace).then(() => undefined);
   }
 
