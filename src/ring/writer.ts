@@ -150,6 +150,15 @@ export class RingWriter {
     return park(this.mem, L.offSpaceSeq, L.offWritersWaiting, () => this.fits(length, align), () => this.mem.readerPids(), options, this.spin);
   }
 
+  /**
+   * Waits until `done()` (a condition on the readers' positions) holds: readers moving on wake
+   * parked writers, so this parks like waitForSpace().
+   */
+  waitForReaders(done: () => boolean, options?: WaitOptions): Promise<void> {
+    this.flush();
+    return park(this.mem, L.offSpaceSeq, L.offWritersWaiting, done, () => this.mem.readerPids(), options, this.spin);
+  }
+
   /** Blocking waitForSpace(), for threads and processes with nothing else to do. */
   waitForSpaceSync(length: number, align: 16 | 64 = 16, timeoutMs?: number): void {
     this.flush();

@@ -4,6 +4,7 @@
 // Only records of this reader's share (seq % count === index) are returned; the others are
 // skipped where they lie.
 import { RingReader, EMPTY, END, type Hold } from '../ring/reader.js';
+import { layout as L } from '../native.js';
 import { attachRing } from '../ring/ring.js';
 import { decode, decodeAt, RingViews } from '../codec/codec.js';
 import { T_FORWARD, T_SHAPE, T_SHAPED, T_WATERMARK } from '../codec/types.js';
@@ -269,7 +270,17 @@ export class InputPort {
   }
 
   release(): void {
-    this.lane!.reader.release();
+    const r = this.lane!.reader;
+    // A forward stands for a large record held upstream: hand it back now, not in a batch.
+    const big = r.type === T_FORWARD && this.lane!.views.u32[(r.offset >>> 2) + 2]! >= 65536;
+    r.release();
+    if (big) r.flush();
+  }
+
+  /** True when a writer of one of this port's rings is waiting for space. */
+  upstreamBlocked(): boolean {
+    for (const g of this.groups) for (const l of g.lanes) if (Atomics.load(l.reader.mem.i32, L.offWritersWaiting >> 2) !== 0) return true;
+    return false;
   }
 
   /**

@@ -83,6 +83,14 @@ export class OutputPort {
     return any;
   }
 
+  /** Waits (at most `timeoutMs`) until readers give back at least one forwarded record. */
+  async waitForwards(timeoutMs: number): Promise<void> {
+    if (this.pollForwards()) return;
+    await this.writer.waitForReaders(() => this.pollForwards(), { timeoutMs }).catch((e: { code?: string }) => {
+      if (e.code !== 'ERR_TIMEOUT') throw e;
+    });
+  }
+
   /** Forwards not yet given back. */
   get forwarding(): number {
     return this.forwards.length;

@@ -99,9 +99,16 @@ export async function runReplica(plan: ReplicaPlan, code: LoadedCode, send: Send
     if (!plan.resequence) for (const o of outputs) o.watermark(port.seen);
     updateStats();
     const t0 = performance.now();
-    // Records still held for forwards come back only when readers downstream move on, which
-    // wakes nobody here: look again every half millisecond meanwhile.
-    await port.wait(forwarding ? 0.5 : undefined);
+    if (forwarding && port.upstreamBlocked()) {
+      // Upstream waits for the space our forwarded records hold: what frees it is readers
+      // downstream moving on, so wait for that (it wakes us) rather than for input.
+      const o = outputs.find((x) => x.forwarding > 0)!;
+      await o.waitForwards(20);
+    } else {
+      // Held records come back only when readers downstream move on, which does not wake an
+      // input wait: look again every half millisecond meanwhile.
+      await port.wait(forwarding ? 0.5 : undefined);
+    }
     waitInMs += performance.now() - t0;
   };
 
