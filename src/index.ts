@@ -33,3 +33,8 @@ export type {
 } from './config/index.js';
 export { FsArtifactStore, CacheError, canonicalJson, hashValue, hashModuleGraph, readRecordFile, RecordFileWriter, CACHE_FORMAT } from './cache/index.js';
 export type { ArtifactStore, ArtifactWriter, ArtifactManifest, ArtifactRecord, ArtifactInfo, CacheEntry } from './cache/index.js';
+
+// Image preprocessing with sharp: `import { image } from 'ringpipe'`, or the main entry points.
+export * as image from './image/index.js';
+export { imageFolder, imageList, imageSource, preprocess, preprocessItem, ImageDecodeError } from './image/index.js';
+export type { ImageItem, ImageSourceOptions, PreprocessSpec, ImageTensor } from './image/index.js';

@@ -1,0 +1,17 @@
+// Piscina worker for the image suite: the same preprocess call as the serial peer, the tensor
+// transferred (not cloned) back to the main thread.
+import { move } from 'piscina';
+import sharp from 'sharp';
+import { preprocess, type PreprocessSpec } from '../../src/image/decode.js';
+
+export interface ImageTask {
+  file: string;
+  index: number;
+  spec: PreprocessSpec;
+}
+
+export default async function task(t: ImageTask | { probe: true }): Promise<unknown> {
+  if ('probe' in t) return { concurrency: sharp.concurrency() };
+  const { data } = await preprocess(t.file, t.spec, undefined, { index: t.index });
+  return move(data as Float32Array);
+}

@@ -1,0 +1,45 @@
+/**
+ * `ringpipe/image`: sharp-based image datasets, preprocessing and batching.
+ */
+export {
+  DEFAULT_EXTENSIONS,
+  imageFolder,
+  imageList,
+  imageSource,
+  loadDataset,
+  selectItems,
+  resolveOrder,
+  type ImageItem,
+  type ImageDataset,
+  type ImageFolderOptions,
+  type ImageInput,
+  type ImageListOptions,
+  type ImageSourceOptions,
+  type LabelSource,
+  type OrderOptions,
+} from './folder.js';
+export { parseCsv, parseCsvLabels, parseJsonLabels, readLabelList, type LabelEntry } from './labels.js';
+export {
+  preprocess,
+  preprocessItem,
+  resolveSpec,
+  outputShape,
+  outputLength,
+  augmentation,
+  type PreprocessSpec,
+  type ResolvedSpec,
+  type ImageTensor,
+  type SampleKey,
+  type PreprocessedSample,
+  type CropMode,
+  type CropStrategy,
+  type ResizeKernel,
+} from './decode.js';
+export { centerCropBox, randomResizedCropBox, planResizeExtract, type CropBox, type ResizeExtractPlan } from './crop.js';
+export { IMAGENET_MEAN, IMAGENET_STD, channelLuts, writeTensor, type Layout, type ImageDType, type Rgb, type WriteOptions } from './normalize.js';
+export { allocBatch, batchSlot, stackBatch, hwcToChw, chwToHwc, type BatchLayout, type ImageBatch } from './batch.js';
+export { threadPlan, threadEnv, applyThreadPlan, type ThreadPlan, type ThreadPlanOptions, type AppliedThreads } from './threads.js';
+export { ShardWriter, readManifest, readShard, ShardFormatError, SHARD_FORMAT, SHARD_VERSION, type ShardManifest, type ShardEntry, type ShardWriterOptions, type LoadedShard } from './shards.js';
+export { Rng, permutation, hashInts, mix32 } from './random.js';
+export { ImageDecodeError } from './errors.js';
+export { jpegHeader, type ImageHeader } from './header.js';
