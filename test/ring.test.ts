@@ -120,14 +120,14 @@ describe('ring protocol (single thread)', () => {
 });
 
 describe('ring stress across threads and processes', () => {
-  it('2 threads: 1M random-size records, every byte checked', async () => {
+  it('2 threads: 2M random-size records, every byte checked', async () => {
     const ring = Ring.create({ capacity: 1 << 16 });
-    const spec = { count: 1_000_000, seed: 1, maxLen: 256 };
+    const spec = { count: 2_000_000, seed: 1, maxLen: 256 };
     const [res] = await Promise.all([
       inThread<any>(peer, { role: 'consume', ring: ring.descriptor, spec: { producers: 1, seed: 1, maxLen: 256 } }),
       inThread<void>(peer, { role: 'produce', ring: ring.descriptor, spec }),
     ]);
-    expect(res).toEqual({ counts: [1_000_000], bad: 0, misaligned: 0 });
+    expect(res).toEqual({ counts: [2_000_000], bad: 0, misaligned: 0 });
     ring.close();
   });
 
@@ -153,14 +153,14 @@ describe('ring stress across threads and processes', () => {
     ring.close();
   });
 
-  it('2 processes over named shared memory: 1M records', async () => {
+  it('2 processes over named shared memory: 2M records', async () => {
     const ring = Ring.create({ capacity: 1 << 16, crossProcess: true });
     expect(ring.name).toMatch(/^\/ringpipe-u\d+-p\d+-s\d+-\d+$/);
     const [res] = await Promise.all([
       consume(ring, 0, { producers: 1, seed: 6, maxLen: 256 }),
-      inProcess<void>(peer, { role: 'produce', ring: ring.descriptor, spec: { count: 1_000_000, seed: 6, maxLen: 256, align: 64 } }),
+      inProcess<void>(peer, { role: 'produce', ring: ring.descriptor, spec: { count: 2_000_000, seed: 6, maxLen: 256, align: 64 } }),
     ]);
-    expect(res.counts[0]).toBe(1_000_000);
+    expect(res.counts[0]).toBe(2_000_000);
     expect(res.bad).toBe(0);
     ring.close();
   });
