@@ -121,6 +121,47 @@ describe('image shards on disk', () => {
     await expect(w.close()).rejects.toThrow(/already closed/);
   });
 
+  it('append streams samples into shards of shardSize, splitting batches across files', async () => {
+    const out = join(dir, 'append');
+    const w = new ShardWriter(out, { dtype: 'float32', layout: 'nhwc', height: 2, width: 3, shardSize: 4 });
+    const samples = Array.from({ length: 7 }, (_, i) => tensor('hwc', 1000 * i));
+    const b1 = stackBatch(samples.slice(0, 3));
+    const b2 = stackBatch(samples.slice(3, 7));
+    await w.append(b1, [0, 1, 2], [10, 11, 12]);
+    expect(w.count).toBe(3);
+    await w.append(b2, [3, 4, 5, 6, 99], [13, 14, 15, 16, 99], 3); // the first 3 of 4: 3 + 3 = 6 samples
+    await expect(w.append({ data: new Float32Array(18), shape: [1, 3, 2, 3], dtype: 'float32' }, [0], [0])).rejects.toThrow(/expected \[n, 2, 3, 3\]/);
+    await expect(w.append(b1, [0], [0])).rejects.toThrow(/bad count 3/);
+    const m = await w.close();
+    expect(m.count).toBe(6);
+    expect(m.shards.map((e) => e.count)).toEqual([4, 2]);
+    const s0 = await readShard(out, m, 0);
+    const s1 = await readShard(out, m, 1);
+    expect(Array.from(s0.data)).toEqual(samples.slice(0, 4).flatMap((t) => Array.from(t.data)));
+    expect(Array.from(s1.data)).toEqual(samples.slice(4, 6).flatMap((t) => Array.from(t.data)));
+    expect(Array.from(s0.labels)).toEqual([0, 1, 2, 3]);
+    expect(Array.from(s1.indices)).toEqual([14, 15]);
+    for (const e of m.shards) expect((await stat(join(out, e.file))).size).toBe(e.bytes);
+  });
+
+  it('uint8 shards whose data block ends on an odd byte keep labels and indices at their aligned offsets', async () => {
+    const out = join(dir, 'odd');
+    const w = new ShardWriter(out, { dtype: 'uint8', layout: 'nhwc', height: 1, width: 1, shardSize: 5 });
+    const b = allocBatch(3, 1, 1, { dtype: 'uint8' });
+    b.data.set([1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    b.labels.set([7, -1, 3]);
+    await w.writeBatch(b, [5, 6, 7]); // 9 bytes of data
+    await w.append(b, b.labels, [8, 9, 10]);
+    const m = await w.close();
+    const s0 = await readShard(out, m, 0);
+    expect(Array.from(s0.labels)).toEqual([7, -1, 3]);
+    expect(Array.from(s0.indices)).toEqual([5, 6, 7]);
+    const s1 = await readShard(out, m, 1);
+    expect(Array.from(s1.data)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    expect(Array.from(s1.labels)).toEqual([7, -1, 3]);
+    expect(Array.from(s1.indices)).toEqual([8, 9, 10]);
+  });
+
   it('detects a mismatched batch, a truncated shard and a foreign manifest', async () => {
     const out = join(dir, 'bad');
     const w = new ShardWriter(out, { dtype: 'uint8', layout: 'nchw', height: 2, width: 3 });

@@ -2,31 +2,53 @@
 // float32 (ImageNet mean/std), in images per second.
 //
 // Every runner does exactly the same work through src/image's `preprocess` (same spec, same
-// per-sample keys, so the same crops): a serial loop, one thread with 2 images in flight, and a
-// piscina pool of 2 workers. Runners are measured in interleaved rounds and the median round is
-// kept, because this machine is shared and its load varies from second to second.
+// per-sample keys, so the same crops): a serial loop, one thread with 2 images in flight, a
+// piscina pool of 2 workers, and ringpipe end to end. Runners are measured in interleaved rounds
+// and the best and median rounds are kept, because this machine is shared and its load varies
+// from second to second.
 //
-// The ringpipe end-to-end figure is not measured yet: the engine has not landed. Adding it is one
-// more `Runner` in `runners` (run(files, start) pushing the chunk through a Pipeline) and one
-// `ctx.report`.
+// ringpipe end to end: `imagePipeline` = image source (`imageSource` over the round's files) ->
+// `preprocess` (ImagePreprocessor, 1 or 2 replicas in worker threads, libvips threads by the rule,
+// each tensor decoded straight into the ring) -> a counting sink. One run per round; the round's
+// images follow WARMUP warm-up images, and the sink times from the arrival of the last warm-up
+// image to the last image (records arrive in order, so every replica is running by then): worker
+// start-up and module loading are left out, as the peers' (pool start, warm-up) are. The wall
+// time of each run, start-up included, is logged too.
+//
+// Sample keys: the k-th image of the round starting at `start` is files[(start + k) % n] with key
+// { index: WARMUP + k, epoch: start } in every runner (ringpipe's source numbers its inputs
+// 0..WARMUP + count - 1, the warm-up images first).
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import sharp from 'sharp';
+import { Sink } from '../../src/index.js';
 import type { BenchContext } from '../harness.js';
 import { imagenetLike, originals, type Corpus } from '../image/corpus.js';
 import { preprocess, type PreprocessSpec } from '../../src/image/decode.js';
 import { IMAGENET_MEAN, IMAGENET_STD } from '../../src/image/normalize.js';
 import { applyThreadPlan, threadPlan } from '../../src/image/threads.js';
+import { imagePipeline } from '../../src/image/pipeline.js';
+import { TimedCount } from './image.segments.js';
 
 const SPEC: PreprocessSpec = { size: 224, crop: 'random', flip: true, mean: IMAGENET_MEAN, std: IMAGENET_STD, seed: 1 };
+/** Warm-up images ahead of each ringpipe round (and the offset of every runner's sample indices). */
+const WARMUP = 8;
+const key = (start: number, k: number) => ({ index: WARMUP + k, epoch: start });
+/** `start` of the warm-up run of every runner in `measure`. */
+const WARM_START = 1_000_000;
+const SEGMENTS = new URL('./image.segments.ts', import.meta.url).href;
 
 interface Runner {
   name: string;
   /** libvips threads per image while this runner runs (a process-wide setting). */
   concurrency: number;
-  /** Processes `count` images: files[(start + k) % n] with sample index start + k. */
-  run(files: string[], start: number, count: number): Promise<void>;
+  /**
+   * Processes `count` images: files[(start + k) % n] with key `key(start, k)`. Resolves with the
+   * runner's own images/s when it measures itself (ringpipe: steady state at the sink), else
+   * with nothing (the round's wall time is used).
+   */
+  run(files: string[], start: number, count: number): Promise<number | void>;
 }
 
 function serial(name: string, concurrency: number, spec: PreprocessSpec = SPEC): Runner {
@@ -35,7 +57,7 @@ function serial(name: string, concurrency: number, spec: PreprocessSpec = SPEC):
     name,
     concurrency,
     async run(files, start, count) {
-      for (let k = 0; k < count; k++) await preprocess(files[(start + k) % files.length], spec, out, { index: start + k });
+      for (let k = 0; k < count; k++) await preprocess(files[(start + k) % files.length], spec, out, key(start, k));
     },
   };
 }
@@ -49,7 +71,7 @@ function inFlight(name: string, concurrency: number, depth: number): Runner {
       let next = 0;
       await Promise.all(
         outs.map(async (out) => {
-          for (let k = next++; k < count; k = next++) await preprocess(files[(start + k) % files.length], SPEC, out, { index: start + k });
+          for (let k = next++; k < count; k = next++) await preprocess(files[(start + k) % files.length], SPEC, out, key(start, k));
         }),
       );
     },
@@ -62,9 +84,42 @@ function piscinaRunner(name: string, concurrency: number, pool: Piscina, spec: P
     concurrency,
     async run(files, start, count) {
       const tasks: Promise<Float32Array>[] = [];
-      for (let k = 0; k < count; k++) tasks.push(pool.run({ file: files[(start + k) % files.length], index: start + k, spec }));
+      for (let k = 0; k < count; k++) tasks.push(pool.run({ file: files[(start + k) % files.length], ...key(start, k), spec }));
       const results = await Promise.all(tasks);
       if (results.some((r) => !(r instanceof Float32Array) || r.length !== 224 * 224 * 3)) throw new Error('piscina worker returned a bad tensor');
+    },
+  };
+}
+
+/**
+ * ringpipe end to end with `workers` preprocessing replicas: one pipeline run per round (see the
+ * top of this file). `concurrency` is what the replicas' setup applies by the rule (a process-wide
+ * libvips setting, which they share with this thread).
+ */
+function ringpipeRunner(name: string, workers: number, cores: number, walls: number[]): Runner {
+  return {
+    name,
+    concurrency: threadPlan({ cores, replicas: workers }).vipsConcurrency,
+    async run(files, start, count) {
+      const n = files.length;
+      const inputs = Array.from({ length: WARMUP + count }, (_, j) => files[(((start - WARMUP + j) % n) + n) % n]);
+      const t0 = performance.now();
+      const r = await imagePipeline({
+        inputs,
+        epoch: start,
+        spec: SPEC,
+        workers,
+        cores,
+        meta: false,
+        // module/export given: without them ringpipe would look for TimedCount by importing this
+        // module's imports, harness.ts among them, which is still evaluating (its top-level await
+        // is what runs this suite): that import never settles and node exits with code 13.
+        sink: new Sink(TimedCount, { options: { warmup: WARMUP, length: 224 * 224 * 3 }, module: SEGMENTS, export: 'TimedCount' }),
+      }).run({ handleSigint: false });
+      if (start !== WARM_START) walls.push(count / ((performance.now() - t0) / 1000));
+      const c = r.results.TimedCount![0] as { count: number; timed: number; seconds: number };
+      if (c.count !== WARMUP + count || c.timed !== count) throw new Error(`ringpipe runner: the sink got ${c.count} images of ${WARMUP + count}`);
+      return c.timed / c.seconds;
     },
   };
 }
@@ -84,17 +139,17 @@ async function measure(runners: Runner[], files: string[], rounds: number, count
   const cpu = new Map<string, number>(runners.map((r) => [r.name, 0]));
   for (const r of runners) {
     sharp.concurrency(r.concurrency);
-    await r.run(files, 1_000_000, Math.min(count, 8)); // warm-up (worker start, code caches)
+    await r.run(files, WARM_START, Math.min(count, 8)); // warm-up (worker start, code caches)
   }
   for (let round = 0; round < rounds; round++) {
     for (const r of runners) {
       sharp.concurrency(r.concurrency);
       const c0 = process.cpuUsage();
       const t0 = performance.now();
-      await r.run(files, round * count, count);
+      const own = await r.run(files, round * count, count);
       const dt = performance.now() - t0;
       const c = process.cpuUsage(c0);
-      rates.get(r.name)!.push(count / (dt / 1000));
+      rates.get(r.name)!.push(typeof own === 'number' ? own : count / (dt / 1000));
       cpu.set(r.name, cpu.get(r.name)! + (c.user + c.system) / 1000);
     }
   }
@@ -129,6 +184,31 @@ function compare(ctx: BenchContext, rates: Map<string, Rate>, notes: Record<stri
   };
 }
 
+const median = (v: number[]) => [...v].sort((a, b) => a - b)[v.length >> 1] ?? NaN;
+
+function logWalls(ctx: BenchContext, corpus: string, one: number[], two: number[]) {
+  ctx.log(`  ${corpus} | ringpipe wall time per run, start-up included (median images/s): 1 replica ${median(one).toFixed(1)}, 2 replicas ${median(two).toFixed(1)}`);
+}
+
+/**
+ * The ringpipe rows: the better of 1 and 2 replicas (by best round) against the serial loop and
+ * against piscina; which replica count won, and the other's figure, go in the notes.
+ */
+function reportRingpipe(ctx: BenchContext, corpus: string, rates: Map<string, Rate>, cmp: ReturnType<typeof compare>, cores: number, workers: number, piscinaRule: string) {
+  const names = ['ringpipe, 1 replica', `ringpipe, ${workers} replicas`];
+  const best = names.reduce((a, b) => (rates.get(b)!.best > rates.get(a)!.best ? b : a));
+  const other = names.find((n) => n !== best)!;
+  const extra = {
+    bestReplicas: best === names[0] ? 1 : workers,
+    otherReplicas: { runner: other, best: rates.get(other)!.best, median: rates.get(other)!.median },
+    perCore: rates.get(best)!.best / cores,
+    measured: `steady state at the sink: ${WARMUP} warm-up images per run, start-up excluded; CPU ms/image includes worker start-up`,
+  };
+  ctx.log(`  ${corpus} | ringpipe best replica count: ${extra.bestReplicas} (${best})`);
+  cmp(`${corpus}: ringpipe end to end (source -> preprocess x${extra.bestReplicas} -> sink) vs serial`, best, 'serial, vips 1', 'serial sharp loop', extra);
+  cmp(`${corpus}: ringpipe end to end (source -> preprocess x${extra.bestReplicas} -> sink) vs piscina`, best, piscinaRule, `piscina ${workers} workers`, extra);
+}
+
 const describeCorpus = (c: Corpus) => `${c.name}: ${c.files.length} files, ${(c.totalBytes / c.files.length / 1024).toFixed(0)} KiB average`;
 
 export default async function image(ctx: BenchContext): Promise<void> {
@@ -144,6 +224,7 @@ export default async function image(ctx: BenchContext): Promise<void> {
   if (corpus.synthetic) ctx.log('NOTE: ../shared/data/photos is absent; the corpus is SYNTHETIC (generated colour fields), not derived from photographs');
   ctx.log(describeCorpus(corpus));
 
+  const walls1: number[] = [], walls2: number[] = [], oWalls1: number[] = [], oWalls2: number[] = [];
   const pool = new Piscina({ filename: fileURLToPath(new URL('./image.worker.ts', import.meta.url)), minThreads: workers, maxThreads: workers, idleTimeout: 60_000 });
   try {
     sharp.concurrency(plan.vipsConcurrency);
@@ -161,9 +242,12 @@ export default async function image(ctx: BenchContext): Promise<void> {
       piscinaRunner(`piscina ${workers}w, vips ${plan.vipsConcurrency} (rule)`, plan.vipsConcurrency, pool),
       piscinaRunner(`piscina ${workers}w, vips 2`, 2, pool),
       piscinaRunner(`piscina ${workers}w, vips 4`, 4, pool),
+      ringpipeRunner('ringpipe, 1 replica', 1, cores, walls1),
+      ringpipeRunner(`ringpipe, ${workers} replicas`, workers, cores, walls2),
     ];
     const r = await measure(runners, corpus.files, rounds, count);
     logRates(ctx, corpus.name, r);
+    logWalls(ctx, corpus.name, walls1, walls2);
     const notes = { corpus: describeCorpus(corpus), synthetic: corpus.synthetic, rounds, imagesPerRound: count, spec: SPEC_TEXT };
     const cmp = compare(ctx, r, notes);
     const rule = `piscina ${workers}w, vips ${plan.vipsConcurrency} (rule)`;
@@ -175,6 +259,7 @@ export default async function image(ctx: BenchContext): Promise<void> {
     cmp(`${corpus.name}: thread rule, serial x vips ${rule1.vipsConcurrency} vs vips 1`, `serial, vips ${rule1.vipsConcurrency} (rule)`, 'serial, vips 1', 'serial x vips 1');
     cmp(`${corpus.name}: crop resize-extract vs extract-resize (serial)`, 'serial, vips 1', 'serial extract-resize, vips 1', 'extract-resize');
     cmp(`${corpus.name}: read file + JPEG header in JS vs libvips opens the path (serial)`, 'serial, vips 1', 'serial readFile:false, vips 1', 'readFile: false');
+    reportRingpipe(ctx, corpus.name, r, cmp, cores, workers, rule);
 
     const orig = originals();
     if (!orig) {
@@ -187,12 +272,16 @@ export default async function image(ctx: BenchContext): Promise<void> {
         serial('serial extract-resize, vips 1', 1, { ...SPEC, strategy: 'extract-resize' }),
         piscinaRunner(rule, plan.vipsConcurrency, pool),
         piscinaRunner(`piscina ${workers}w extract-resize, vips ${plan.vipsConcurrency}`, plan.vipsConcurrency, pool, { ...SPEC, strategy: 'extract-resize' }),
+        ringpipeRunner('ringpipe, 1 replica', 1, cores, oWalls1),
+        ringpipeRunner(`ringpipe, ${workers} replicas`, workers, cores, oWalls2),
       ];
       const o = await measure(oRunners, orig.files, oRounds, orig.files.length);
       logRates(ctx, 'originals', o);
+      logWalls(ctx, 'originals', oWalls1, oWalls2);
       const ocmp = compare(ctx, o, { corpus: describeCorpus(orig), rounds: oRounds, spec: SPEC_TEXT });
       ocmp(`originals 1080p-5K: piscina ${workers} workers vs serial`, rule, 'serial, vips 1', 'serial sharp loop');
       ocmp('originals 1080p-5K: crop resize-extract vs extract-resize (serial)', 'serial, vips 1', 'serial extract-resize, vips 1', 'extract-resize');
+      reportRingpipe(ctx, 'originals 1080p-5K', o, ocmp, cores, workers, rule);
     }
   } finally {
     await pool.destroy();

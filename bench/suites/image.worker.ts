@@ -7,11 +7,12 @@ import { preprocess, type PreprocessSpec } from '../../src/image/decode.js';
 export interface ImageTask {
   file: string;
   index: number;
+  epoch: number;
   spec: PreprocessSpec;
 }
 
 export default async function task(t: ImageTask | { probe: true }): Promise<unknown> {
   if ('probe' in t) return { concurrency: sharp.concurrency() };
-  const { data } = await preprocess(t.file, t.spec, undefined, { index: t.index });
+  const { data } = await preprocess(t.file, t.spec, undefined, { index: t.index, epoch: t.epoch });
   return move(data as Float32Array);
 }

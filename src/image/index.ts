@@ -1,5 +1,7 @@
 /**
- * `ringpipe/image`: sharp-based image datasets, preprocessing and batching.
+ * `ringpipe/image`: sharp-based image datasets, preprocessing and batching, and the segments and
+ * factories that run them on the engine (`imagePipeline`, `imageItems`, `preprocessImages`,
+ * `writeShards`, `skippedImages`).
  */
 export {
   DEFAULT_EXTENSIONS,
@@ -39,7 +41,22 @@ export { centerCropBox, randomResizedCropBox, planResizeExtract, type CropBox, t
 export { IMAGENET_MEAN, IMAGENET_STD, channelLuts, writeTensor, type Layout, type ImageDType, type Rgb, type WriteOptions } from './normalize.js';
 export { allocBatch, batchSlot, stackBatch, hwcToChw, chwToHwc, type BatchLayout, type ImageBatch } from './batch.js';
 export { threadPlan, threadEnv, applyThreadPlan, type ThreadPlan, type ThreadPlanOptions, type AppliedThreads } from './threads.js';
-export { ShardWriter, readManifest, readShard, ShardFormatError, SHARD_FORMAT, SHARD_VERSION, type ShardManifest, type ShardEntry, type ShardWriterOptions, type LoadedShard } from './shards.js';
+export { ShardWriter, readManifest, readShard, ShardFormatError, SHARD_FORMAT, SHARD_VERSION, type ShardManifest, type ShardEntry, type ShardWriterOptions, type LoadedShard, type SampleBlock } from './shards.js';
 export { Rng, permutation, hashInts, mix32 } from './random.js';
 export { ImageDecodeError } from './errors.js';
 export { jpegHeader, type ImageHeader } from './header.js';
+export { ImagePreprocessor, ShardWriterSink, DigestSink, type SampleDigest, type DigestReport, type SampleMeta, type ImagePreprocessorOptions, type ImagePreprocessorReport, type ShardSinkOptions } from './segments.js';
+export {
+  imagePipeline,
+  imageItems,
+  preprocessImages,
+  writeShards,
+  digestSink,
+  batchNamed,
+  ringCapacity,
+  skippedImages,
+  type ImagePipelineOptions,
+  type PreprocessImagesOptions,
+  type WriteShardsOptions,
+  type SkippedImage,
+} from './pipeline.js';

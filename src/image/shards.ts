@@ -14,8 +14,13 @@
  *
  * The manifest is written last (through a temporary file and a rename), so a folder without one
  * is an incomplete write.
+ *
+ * Two ways to write: {@link ShardWriter.writeBatch} makes one shard file per call;
+ * {@link ShardWriter.append} streams samples into shards of `shardSize` samples whatever the size
+ * of the batches it is given (a batch may straddle two files). Both write the caller's memory (for
+ * instance a ring view) straight to the file.
  */
-import { mkdir, open, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, writeFile, type FileHandle } from 'node:fs/promises';
 import { endianness } from 'node:os';
 import { join } from 'node:path';
 import { InvalidArgumentError, RingpipeError } from '../errors.js';
@@ -76,6 +81,25 @@ export interface ShardWriterOptions {
   classes?: readonly string[];
   /** Stored as `manifest.spec`. */
   spec?: unknown;
+  /** Samples per shard file for {@link ShardWriter.append}. Default 256. */
+  shardSize?: number;
+}
+
+/** The samples {@link ShardWriter.append} takes: `count` samples of `data`, C order, in the writer's layout. */
+export interface SampleBlock {
+  data: Float32Array | Uint8Array;
+  /** `[n, ...sampleShape]`. */
+  shape: readonly number[];
+  dtype: ImageDType | string;
+}
+
+/** The shard file {@link ShardWriter.append} is filling. */
+interface OpenShard {
+  file: string;
+  fh: FileHandle;
+  count: number;
+  labels: number[];
+  indices: number[];
 }
 
 /** A shard file is malformed or does not match its manifest. */
@@ -89,6 +113,24 @@ function checkHost() {
   if (endianness() !== 'LE') throw new RingpipeError('ERR_UNSUPPORTED', 'image shards are little-endian; this host is big-endian');
 }
 
+/**
+ * What follows the data block of a shard of `count` samples: zero padding to 64 bytes, the labels,
+ * padding, the indices (int32 little-endian; written through a DataView, since the data block of a
+ * uint8 shard may end at any byte).
+ */
+function tailBlock(dataBytes: number, count: number, labels: ArrayLike<number>, indices: ArrayLike<number>) {
+  const labelsOffset = align(dataBytes);
+  const indicesOffset = align(labelsOffset + count * 4);
+  const bytes = indicesOffset + count * 4;
+  const tail = Buffer.alloc(bytes - dataBytes);
+  const dv = new DataView(tail.buffer, tail.byteOffset, tail.byteLength);
+  for (let i = 0; i < count; i++) {
+    dv.setInt32(labelsOffset - dataBytes + 4 * i, labels[i]!, true);
+    dv.setInt32(indicesOffset - dataBytes + 4 * i, indices[i]!, true);
+  }
+  return { tail, labelsOffset, indicesOffset, bytes };
+}
+
 /** Writes batches as shard files, then the manifest. Batches are written in call order. */
 export class ShardWriter {
   private readonly shards: ShardEntry[] = [];
@@ -96,10 +138,14 @@ export class ShardWriter {
   private readonly sampleBytes: number;
   private closed = false;
   private total = 0;
+  private open: OpenShard | undefined;
+  private readonly shardSize: number;
 
   constructor(readonly dir: string, private readonly options: ShardWriterOptions) {
     checkHost();
     const { height, width, dtype, layout } = options;
+    this.shardSize = options.shardSize ?? 256;
+    if (!Number.isInteger(this.shardSize) || this.shardSize < 1) throw new InvalidArgumentError(`ShardWriter: shardSize must be a positive integer, got ${String(options.shardSize)}`);
     if (!Number.isInteger(height) || height < 1 || !Number.isInteger(width) || width < 1) throw new InvalidArgumentError('ShardWriter: height and width must be positive integers');
     if (dtype !== 'float32' && dtype !== 'uint8') throw new InvalidArgumentError(`ShardWriter: bad dtype ${String(dtype)}`);
     if (layout !== 'nhwc' && layout !== 'nchw') throw new InvalidArgumentError(`ShardWriter: bad layout ${String(layout)}`);
@@ -123,16 +169,10 @@ export class ShardWriter {
     }
     if (batch.shape.slice(1).join() !== this.sampleShape.join()) throw new InvalidArgumentError(`ShardWriter: batch samples are ${batch.shape.slice(1).join('x')}, expected ${this.sampleShape.join('x')}`);
     if (!Number.isInteger(count) || count < 0 || count > batch.shape[0] || indices.length < count) throw new InvalidArgumentError(`ShardWriter: bad count ${count}`);
+    await this.finishOpen();
     if (this.shards.length === 0) await mkdir(this.dir, { recursive: true });
     const dataBytes = count * this.sampleBytes;
-    const labelsOffset = align(dataBytes);
-    const indicesOffset = align(labelsOffset + count * 4);
-    const bytes = indicesOffset + count * 4;
-    const tail = Buffer.alloc(bytes - dataBytes);
-    const labels = new Int32Array(tail.buffer, tail.byteOffset + (labelsOffset - dataBytes), count);
-    labels.set(batch.labels.subarray(0, count));
-    const idx = new Int32Array(tail.buffer, tail.byteOffset + (indicesOffset - dataBytes), count);
-    for (let i = 0; i < count; i++) idx[i] = indices[i];
+    const { tail, labelsOffset, indicesOffset, bytes } = tailBlock(dataBytes, count, batch.labels, indices);
     const file = `shard-${String(this.shards.length).padStart(5, '0')}.bin`;
     const data = Buffer.from(batch.data.buffer, batch.data.byteOffset, dataBytes);
     const fh = await open(join(this.dir, file), 'w');
@@ -147,9 +187,75 @@ export class ShardWriter {
     return entry;
   }
 
+  /**
+   * Appends the first `count` samples of `block` (default: all) to the shard being filled, starting
+   * a new shard file every `shardSize` samples. The data is written from `block.data` itself (no
+   * copy); it may be reused once the returned promise settles.
+   *
+   * @param labels the class index of each sample (-1 = unlabelled)
+   * @param indices the dataset index of each sample
+   */
+  async append(block: SampleBlock, labels: ArrayLike<number>, indices: ArrayLike<number>, count = block.shape[0] ?? 0): Promise<void> {
+    if (this.closed) throw new InvalidArgumentError('ShardWriter: already closed');
+    if (block.dtype !== this.options.dtype) throw new InvalidArgumentError(`ShardWriter: samples are ${block.dtype}, expected ${this.options.dtype}`);
+    if (block.shape.length !== 4 || block.shape.slice(1).join() !== this.sampleShape.join()) {
+      throw new InvalidArgumentError(`ShardWriter: block is [${block.shape.join(', ')}], expected [n, ${this.sampleShape.join(', ')}] (${this.options.layout})`);
+    }
+    const n = block.shape[0]!;
+    if (!Number.isInteger(count) || count < 0 || count > n || labels.length < count || indices.length < count) {
+      throw new InvalidArgumentError(`ShardWriter: bad count ${count} for a block of ${n} samples with ${labels.length} labels and ${indices.length} indices`);
+    }
+    const bytes = Buffer.from(block.data.buffer, block.data.byteOffset, block.data.byteLength);
+    if (bytes.length < count * this.sampleBytes) throw new InvalidArgumentError(`ShardWriter: block holds ${bytes.length} bytes, ${count} samples need ${count * this.sampleBytes}`);
+    let done = 0;
+    while (done < count) {
+      const cur = this.open ?? (await this.startShard());
+      const take = Math.min(count - done, this.shardSize - cur.count);
+      let pos = 0;
+      const len = take * this.sampleBytes;
+      const src = bytes.subarray(done * this.sampleBytes, done * this.sampleBytes + len);
+      while (pos < len) {
+        const { bytesWritten } = await cur.fh.write(src, pos, len - pos, cur.count * this.sampleBytes + pos);
+        pos += bytesWritten;
+      }
+      for (let i = done; i < done + take; i++) {
+        cur.labels.push(labels[i]!);
+        cur.indices.push(indices[i]!);
+      }
+      cur.count += take;
+      this.total += take;
+      done += take;
+      if (cur.count === this.shardSize) await this.finishOpen();
+    }
+  }
+
+  private async startShard(): Promise<OpenShard> {
+    await mkdir(this.dir, { recursive: true });
+    const file = `shard-${String(this.shards.length).padStart(5, '0')}.bin`;
+    const fh = await open(join(this.dir, file), 'w');
+    return (this.open = { file, fh, count: 0, labels: [], indices: [] });
+  }
+
+  /** Writes the label and index blocks of the shard being appended to, and closes it. */
+  private async finishOpen(): Promise<void> {
+    const cur = this.open;
+    if (!cur) return;
+    this.open = undefined;
+    try {
+      const dataBytes = cur.count * this.sampleBytes;
+      const { tail, labelsOffset, indicesOffset, bytes } = tailBlock(dataBytes, cur.count, cur.labels, cur.indices);
+      let pos = 0;
+      while (pos < tail.length) pos += (await cur.fh.write(tail, pos, tail.length - pos, dataBytes + pos)).bytesWritten;
+      this.shards.push({ file: cur.file, count: cur.count, dataOffset: 0, labelsOffset, indicesOffset, bytes });
+    } finally {
+      await cur.fh.close();
+    }
+  }
+
   /** Writes `manifest.json` (atomically) and returns it. */
   async close(): Promise<ShardManifest> {
     if (this.closed) throw new InvalidArgumentError('ShardWriter: already closed');
+    await this.finishOpen();
     this.closed = true;
     await mkdir(this.dir, { recursive: true });
     const manifest: ShardManifest = {

@@ -21,6 +21,11 @@
  * it in the environment of child processes (see {@link threadEnv}) or at the very start of the
  * main thread, before any file-system, crypto, zlib or sharp call.
  *
+ * On the engine, `ImagePreprocessor` (`./segments.ts`) applies the rule in its `setup`, from its
+ * replica count (`ctx.replicas`; one replica per process under isolation 'process'), and
+ * `imagePipeline` gives process replicas their `UV_THREADPOOL_SIZE` and warns when replicas in
+ * threads would outnumber the main process's libuv pool.
+ *
  * `bench/suites/image.ts` measures the rule (2 workers x concurrency 1 against 2 and 4).
  */
 import { availableParallelism } from 'node:os';

@@ -31,6 +31,13 @@ export function callerFile(): string | undefined {
 
 export class SegmentCodeError extends RingpipeError {}
 
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error('timed out')), ms);
+    p.then((v) => (clearTimeout(t), resolve(v)), (e) => (clearTimeout(t), reject(e)));
+  });
+}
+
 /** Resolves `./x.js` as TypeScript does: the .ts file when only it exists. */
 function resolveLocal(spec: string, from: string): string | undefined {
   if (!spec.startsWith('.') && !spec.startsWith('/') && !spec.startsWith('file:')) return undefined;
@@ -64,30 +71,49 @@ export async function locate(segment: Locatable): Promise<void> {
   }
   const from = segment.declaredIn;
   const candidates: string[] = [];
+  let exportsOfDeclaring: { name: string; localName: string | undefined }[] = [];
   if (from && existsSync(from)) {
     await init;
     try {
-      const [imports] = parse(readFileSync(from, 'utf8'));
+      const [imports, exports] = parse(readFileSync(from, 'utf8'));
       for (const imp of imports) {
-        const p = imp.type === 'static' || imp.type === 'reexport-star' ? resolveLocal(imp.specifier, from) : undefined;
+        // Type-only imports are erased: importing them would run modules the program never loads.
+        if ((imp.type !== 'static' && imp.type !== 'reexport-star') || imp.typeOnly) continue;
+        const p = resolveLocal(imp.specifier, from);
         if (p) candidates.push(p);
       }
+      for (const e of exports) {
+        if (e.type === 'direct' && !e.typeOnly) exportsOfDeclaring.push({ name: e.name, localName: e.localName });
+      }
     } catch {
-      // TypeScript syntax the lexer does not take: fall back to the declaring module itself
+      // Syntax the lexer does not take: look at the exports below with a plain pattern.
+      const src = readFileSync(from, 'utf8');
+      for (const m of src.matchAll(/export\s+(?:default\s+)?(?:async\s+)?(?:function\s*\*?|class|const|let|var)\s+([A-Za-z_$][\w$]*)/g)) {
+        exportsOfDeclaring.push({ name: m[1]!, localName: m[1]! });
+      }
     }
-    candidates.push(from);
   }
   for (const path of candidates) {
-    const name = await exportOf(path, segment.impl).catch(() => undefined);
+    const name = await withTimeout(exportOf(path, segment.impl), 5000).catch(() => undefined);
     if (name) {
       segment.module = pathToFileURL(path).href;
       segment.exportName = name;
       return;
     }
   }
+  // The declaring module itself is still being evaluated (it is running this very code, maybe
+  // under a top-level await): importing it would wait forever. Match the code's name against
+  // its exports instead; the worker checks what it imports.
+  const fnName = (segment.impl as { name?: string }).name;
+  const own = fnName ? exportsOfDeclaring.find((e) => (e.localName ?? e.name) === fnName) : undefined;
+  if (from && own) {
+    segment.module = pathToFileURL(from).href;
+    segment.exportName = own.name;
+    return;
+  }
   throw new SegmentCodeError(
     'ERR_SEGMENT_NOT_EXPORTED',
-    `${what}: its code is not exported by ${from ?? 'the declaring module'}${candidates.length > 1 ? ' or the modules it imports' : ''}. ` +
+    `${what}: its code is not exported by ${from ?? 'the declaring module'}${candidates.length ? ' or the modules it imports' : ''}. ` +
       `Worker threads and processes load segment code by importing its module, so a closure or a local function cannot reach them: ` +
       `export it from a module (or pass { module, export }), or use isolation 'local'.`,
   );
