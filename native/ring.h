@@ -19,7 +19,8 @@
 //   line 3  dataSeq, readersWaiting   futex word readers park on, and how many do
 //   line 4  spaceSeq, writersWaiting  futex word writers park on, and how many do
 //   line 5  writer pids (kMaxWriters u32), for liveness checks across processes
-//   line 6+ one line per reader slot: readPos, active, pid
+//   line 6+ one line per reader slot: readPos, active, pid, claim (the next record ordinal a group
+//           of readers sharing the work takes, kept in the group's first slot: see src/runtime/input.ts)
 //   data    at dataOffset (64-byte aligned), `capacity` bytes
 //
 // Record (16-byte aligned, so a wrap pad is always big enough for a header):
@@ -85,6 +86,7 @@ constexpr uint32_t kOffReaders = 6 * kLine;
 constexpr uint32_t kReaderReadPos = 0;
 constexpr uint32_t kReaderActive = 4;
 constexpr uint32_t kReaderPid = 8;
+constexpr uint32_t kReaderClaim = 12;
 
 // Within a record header.
 constexpr uint32_t kRecLength = 0;

@@ -79,7 +79,8 @@ describe.each(modes)('isolation %s', (isolation) => {
     const t0 = Date.now();
     const err = await new Pipeline().add(new Source(f.endless), o).add(new Transform(f.square), o).add(new Sink(f.Collect), o).run({ signal: ac.signal }).catch((e) => e);
     expect(err.code).toBe('ERR_CANCELLED');
-    expect(Date.now() - t0).toBeLessThan(1300 + (isolation === 'process' ? 1500 : 0));
+    // Stragglers are terminated 1 s after the abort; the rest is slack for a loaded machine.
+    expect(Date.now() - t0).toBeLessThan(2500 + (isolation === 'process' ? 1500 : 0));
   });
 
   it('tensors made in place arrive as views; values of every kind round-trip', async () => {

@@ -23,9 +23,27 @@ interface Lane {
   sources: RingViews[];
   /** Shapes the writer announced (codec/shapes.ts). */
   shapes: ShapeDecoder;
+  /** Int32 index of the claim counter shared with the other readers of the work, or -1. */
+  claimIdx: number;
+  /** Ordinal of the next data record on this lane (every reader counts the same records). */
+  ordinal: number;
   /** Lower bound of the next seq this lane can deliver (from records and watermarks seen). */
   bound: number;
   ended: boolean;
+}
+
+/**
+ * Takes the lane's current data record for this reader if no other reader of the work did:
+ * whichever replica is free takes the next record (uneven work balances itself), and the
+ * counter only ever moves forward, so each record goes to exactly one reader. Every reader
+ * passes the same records in the same order, so record k has the same ordinal for all; a
+ * reader at ordinal k has passed only claimed records, so the counter is >= k.
+ */
+function claim(lane: Lane): boolean {
+  const k = lane.ordinal | 0;
+  lane.ordinal = (k + 1) | 0;
+  const i32 = lane.reader.mem.i32;
+  return Atomics.load(i32, lane.claimIdx) === k && Atomics.compareExchange(i32, lane.claimIdx, k, (k + 1) | 0) === k;
 }
 
 /** Seq comparison modulo 2^32. */
@@ -37,14 +55,15 @@ class Group {
   current = 0;
   private rr = 0;
 
-  private readonly byModulo: boolean;
-
   constructor(plan: InputPlan['groups'][number], readonly ordered: boolean, spin: number | undefined, nextIndex: () => number) {
-    this.byModulo = plan.byModulo;
-    this.lanes = plan.rings.map(({ ring, slot, sources }) => {
+    this.lanes = plan.rings.map(({ ring, slot, sources, claimSlot }) => {
       const reader = new RingReader(attachRing(ring), slot, { releaseEvery: 64, spin });
       const srcViews = (sources ?? []).map((d) => new RingViews(attachRing(d).bytes));
-      return { reader, views: new RingViews(reader.bytes), index: nextIndex(), sources: srcViews, shapes: new ShapeDecoder(), bound: 0, ended: false };
+      const claimIdx = claimSlot === undefined ? -1 : (L.offReaders + claimSlot * L.line + L.readerClaim) >> 2;
+      return {
+        reader, views: new RingViews(reader.bytes), index: nextIndex(), sources: srcViews, shapes: new ShapeDecoder(),
+        claimIdx, ordinal: 0, bound: 0, ended: false,
+      };
     });
   }
 
@@ -114,10 +133,8 @@ class Group {
     for (let i = 0; i < n; i++) {
       const lane = this.lanes[i]!;
       if (i === best || lane.ended || this.head(i) >= 0) continue;
-      // Smallest seq >= bound that lane i could still deliver.
-      const b = lane.bound;
-      const next = this.byModulo ? (b + ((i - (b % n) + n) % n)) >>> 0 : b;
-      if (!before(bestSeq, next)) {
+      // Lane i may still deliver seqs from its bound on (a record, or a watermark, moves it).
+      if (!before(bestSeq, lane.bound)) {
         this.current = i;  // must hear from lane i first
         return EMPTY;
       }
@@ -133,8 +150,7 @@ class Group {
 
 export class InputPort {
   private readonly groups: Group[];
-  private readonly share: InputPlan['share'];
-  private readonly selective: boolean;
+
   private rr = 0;
   private lane: Lane | undefined;
   private ended = false;
@@ -152,8 +168,7 @@ export class InputPort {
     this.groups = plan.groups.map((g) => new Group(g, g.ordered, spin, () => lane++));
     this.lanes = lane - firstLane;
     this.solo = this.lanes === 1 ? this.groups[0]!.lanes[0]! : undefined;
-    this.share = plan.share;
-    this.selective = plan.share.streamCount > 1 || plan.share.replicas > 1;
+
   }
 
   /** GOT (then value()/release()), EMPTY or END. Skips other readers' records. */
@@ -175,7 +190,7 @@ export class InputPort {
         const seq = lane.reader.seq;
         if (before(lane.bound, seq)) lane.bound = seq;
         if (!before(seq, this.seen)) this.seen = (seq + 1) >>> 0;
-        if (this.selective && !this.mine(seq)) {
+        if (lane.claimIdx >= 0 && !claim(lane)) {
           lane.reader.release();
           this.skipped++;
           got = true;  // progress: look again
@@ -213,7 +228,7 @@ export class InputPort {
         continue;
       }
       if (!before(seq, this.seen)) this.seen = (seq + 1) >>> 0;
-      if (this.selective && !this.mine(seq)) {
+      if (lane.claimIdx >= 0 && !claim(lane)) {
         r.release();
         this.skipped++;
         continue;
@@ -222,11 +237,6 @@ export class InputPort {
       this.seq = seq;
       return GOT;
     }
-  }
-
-  private mine(seq: number): boolean {
-    const { streamIndex, streamCount, replica, replicas } = this.share;
-    return seq % streamCount === streamIndex && Math.floor(seq / streamCount) % replicas === replica;
   }
 
   /** The current record, decoded (tensors and bytes are views into the ring). */

@@ -125,7 +125,7 @@ export class OutputPort {
 
   /** Tells readers no record below `seq` will follow (lets ordered merges move on). */
   watermark(seq: number): void {
-    if (seq === this.lastWatermark || this.pending) return;
+    if (((seq - this.lastWatermark) | 0) <= 0 || this.pending) return;
     if (this.writer.claim(0, T_WATERMARK, seq) >= 0) {
       this.writer.commit();
       this.lastWatermark = seq;

@@ -12,6 +12,11 @@ export interface InputRing {
   slot: number;
   /** Rings the writer may forward records from (its own input rings, in its flat lane order). */
   sources?: RingDescriptor[];
+  /**
+   * Readers sharing this ring's records (replicas, or segments balancing a stream) claim them one
+   * by one with a counter kept in this reader slot; undefined: this reader takes every record.
+   */
+  claimSlot?: number;
 }
 
 /** The rings of one upstream segment feeding a port (one per upstream replica). */
@@ -19,24 +24,10 @@ export interface InputGroup {
   rings: InputRing[];
   /** Merge the rings by sequence number (the upstream's replicas), or take what comes first. */
   ordered: boolean;
-  /** Ring i carries only seqs with seq % rings === i (the upstream split its input that way). */
-  byModulo: boolean;
-}
-
-/**
- * Which records a reader takes: seq % streamCount === streamIndex (consumers balancing one
- * stream) and then floor(seq / streamCount) % replicas === replica (replicas of the consumer).
- */
-export interface Share {
-  streamIndex: number;
-  streamCount: number;
-  replica: number;
-  replicas: number;
 }
 
 export interface InputPlan {
   groups: InputGroup[];
-  share: Share;
 }
 
 export interface OutputPlan {

@@ -89,14 +89,15 @@ export async function runReplica(plan: ReplicaPlan, code: LoadedCode, send: Send
   };
 
   const waitInput = async (port: InputPort) => {
+    // Idle: tell readers downstream how far this replica got, so their ordered merges move on
+    // (before the flush, which is what makes it visible).
+    if (!plan.resequence) for (const o of outputs) o.watermark(port.seen);
     let forwarding = 0;
     for (const o of outputs) {
       o.flush();
       o.pollForwards();
       forwarding += o.forwarding;
     }
-    // Idle: tell readers downstream how far this replica got, so their ordered merges move on.
-    if (!plan.resequence) for (const o of outputs) o.watermark(port.seen);
     updateStats();
     const t0 = performance.now();
     if (forwarding && port.upstreamBlocked()) {
@@ -232,7 +233,7 @@ export async function runReplica(plan: ReplicaPlan, code: LoadedCode, send: Send
       const port = inputs[0]!;
       const withCtx = seg.kind === 'transform' || seg.kind === 'sink';
       const canForward = outputs.some((o) => o.canForward);
-      let n = 0;
+      let n = 0, skipped = 0;
       for (;;) {
         const r = port.next();
         if (r === END) break;
@@ -241,6 +242,12 @@ export async function runReplica(plan: ReplicaPlan, code: LoadedCode, send: Send
           continue;
         }
         index = port.seq;
+        if (port.skipped !== skipped && !plan.resequence) {
+          // Other replicas took the records before this one: say that nothing below it will
+          // come from here, so ordered merges downstream need not wait for this replica.
+          skipped = port.skipped;
+          for (const o of outputs) o.watermark(index);
+        }
         const value = port.value();
         let out: unknown;
         let forwarded = false;

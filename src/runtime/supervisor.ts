@@ -156,21 +156,21 @@ export async function execute(graph: Graph, options: RunOptions): Promise<RunRes
         const inputs: InputPlan[] = n.inputs.map((st) => {
           const consumers = readersOf.get(st)!;
           const k = consumers.indexOf(n);
-          const slot = consumers.slice(0, k).reduce((a, c) => a + c.options.workers, 0) + j;
+          const first = consumers.slice(0, k).reduce((a, c) => a + c.options.workers, 0);
+          const slot = first + j;
+          // Who shares the work of this ring: all readers of a balanced stream; otherwise the
+          // replicas of this segment (a broadcast stream gives each segment every record).
+          const claimSlot = st.mode === 'balance' && consumers.length > 1 ? 0 : n.options.workers > 1 ? first : undefined;
           return {
-            share: st.mode === 'balance' ? { streamIndex: k, streamCount: consumers.length, replica: j, replicas: n.options.workers }
-              : { streamIndex: 0, streamCount: 1, replica: j, replicas: n.options.workers },
             groups: writersOf.get(st)!.map((w) => {
               const wi = nodes.indexOf(w);
               const p = w.outputs.indexOf(st);
-              const wInput = w.inputs[0];
-              const wShareWhole = !wInput || (wInput.mode === 'broadcast' || readersOf.get(wInput)!.length === 1);
               return {
                 ordered: w.options.ordered && w.options.workers > 1,
-                byModulo: !resequences(w, writersOf) && wShareWhole,
                 rings: Array.from({ length: w.options.workers }, (_, r) => ({
                   ring: ringOf.get(`${wi}/${p}/${r}`)!.descriptor,
                   slot,
+                  claimSlot,
                   // Writer replica r's own input rings, which its forward records point into.
                   sources: canForward(w, st) ? laneRings(w) : undefined,
                 })),
