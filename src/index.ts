@@ -40,3 +40,31 @@ export { imageFolder, imageList, imageSource, preprocess, preprocessItem, ImageD
 export type { ImageItem, ImageSourceOptions, PreprocessSpec, ImageTensor } from './image/index.js';
 export { imagePipeline, imageItems, preprocessImages, writeShards, digestSink, skippedImages, ImagePreprocessor, ShardWriterSink, DigestSink } from './image/index.js';
 export type { ImagePipelineOptions, SampleMeta, SkippedImage, ImagePreprocessorOptions, ImagePreprocessorReport, DigestReport, WriteShardsOptions } from './image/index.js';
+
+// Datasets, trainers and sweeps (TensorFlow.js: tfjs-node-gpu, tfjs-node, or tfjs + wasm).
+export { readIdx, readIdxSync, parseIdx, encodeIdx } from './data/idx.js';
+export type { IdxTensor, IdxDtype } from './data/idx.js';
+export { loadFashionMnist, locateFashionMnist, fashionMnistSearchPath, FASHION_MNIST_CLASSES, FASHION_MNIST_SYSTEM_DIR } from './data/fashion-mnist.js';
+export type { FashionMnistSplit, FashionMnistSplitName, FashionMnistLocateOptions, FashionMnistLoadOptions } from './data/fashion-mnist.js';
+export { DataFormatError, DatasetNotFoundError } from './data/errors.js';
+export { loadTf, BACKEND_PREFERENCES } from './train/backend.js';
+export type { Tf, BackendPreference, ResolvedBackend, LoadTfOptions } from './train/backend.js';
+export { detectGpus, resolveGpus, planSlots, trainerEnv } from './train/gpu.js';
+export type { GpuSpec, GpuSharing, GpuResolution, TrainerSlot, SlotPlan } from './train/gpu.js';
+export { Trainer } from './train/trainer.js';
+export type {
+  TrainerOptions, TrainerContext, TrainerResult, EpochReport, TrainerModule, ModelFactory, TrainStep, DataSource, CompileOptions,
+  EarlyStoppingOptions, RestoreBestOptions,
+} from './train/trainer.js';
+export { epochEnd, isEpochEnd, isBatch, tensorRecord } from './train/records.js';
+export type { Batch, TensorRecord, TensorPair } from './train/records.js';
+export { saveModel, loadModel } from './train/model-io.js';
+export { BackendError, TrainerError, GpuError } from './train/errors.js';
+export { sweep, inProcessDataPath, trainerContext } from './sweep/sweep.js';
+export type { SweepOptions, SweepResult, DataPath, Wave, WaveEvents } from './sweep/sweep.js';
+export { engineDataPath, trainerSegmentName } from './sweep/engine-data-path.js';
+export { TrainerSink } from './sweep/trainer-sink.js';
+export { gridSearch, randomSearch, makeTrials, trialId, waves } from './sweep/space.js';
+export { MedianStoppingRule, SuccessiveHalving, createStoppingRule } from './sweep/early-stopping.js';
+export { renderLearningCurves } from './sweep/chart.js';
+export { SweepControlError } from './sweep/control.js';

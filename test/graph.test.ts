@@ -113,3 +113,16 @@ describe('seeing what happens', () => {
     expect((r.results.KeepViews![0] as number[]).some((v) => v !== 0 && v !== 1 && v !== 2)).toBe(true);
   });
 });
+
+describe('several inputs fed by one writer', () => {
+  it('does not stall when one input ring fills (released records are handed back before waiting)', async () => {
+    const g = new Graph();
+    const xs = new Stream('xs', { capacity: 1 << 16 }), ys = new Stream('ys', { capacity: 1 << 16 }), src = new Stream('src');
+    g.add(new Source(f.tensors, { options: { count: 200, size: 1024 } }), { out: src });
+    g.add(new Transform(f.splitXY), { in: src, out: [xs, ys] });
+    g.add(new Transform(f.pairSum), { in: [xs, ys], out: new Stream('sums') });
+    g.add(new Sink(f.Collect), { in: g.nodes.at(-1)!.outputs[0]! });
+    const r = await g.run();
+    expect(r.results.Collect![0]).toEqual(Array.from({ length: 200 }, (_, i) => i * 1024 + i));
+  });
+});

@@ -29,7 +29,14 @@ export class OutputPort {
     this.views = new RingViews(this.writer.bytes);
   }
 
+  /**
+   * Called before this port parks: publishes the replica's other outputs, whose readers may be
+   * what has to move (a reader of two of them waits on the other before it frees this one).
+   */
+  beforeWait: () => void = () => {};
+
   private readonly waitSpace = async (length: number, align: 16 | 64) => {
+    this.beforeWait();
     const t0 = performance.now();
     await this.writer.waitForSpace(length, align);
     this.waitedMs += performance.now() - t0;
@@ -86,6 +93,7 @@ export class OutputPort {
   /** Waits (at most `timeoutMs`) until readers give back at least one forwarded record. */
   async waitForwards(timeoutMs: number): Promise<void> {
     if (this.pollForwards()) return;
+    this.beforeWait();
     await this.writer.waitForReaders(() => this.pollForwards(), { timeoutMs }).catch((e: { code?: string }) => {
       if (e.code !== 'ERR_TIMEOUT') throw e;
     });

@@ -52,6 +52,17 @@ export async function runReplica(plan: ReplicaPlan, code: LoadedCode, send: Send
     return port;
   });
   const outputs = plan.outputs.map((p) => new OutputPort(p, plan.spin));
+  if (outputs.length > 1) {
+    const flushAll = () => {
+      for (const o of outputs) o.flush();
+      for (const p of inputs) p.flush();
+    };
+    for (const o of outputs) o.beforeWait = flushAll;
+  } else if (outputs.length === 1 && inputs.length > 0) {
+    outputs[0]!.beforeWait = () => {
+      for (const p of inputs) p.flush();
+    };
+  }
   const skipped: SkippedRecord[] = [];
   let skippedCount = 0;
   let outSeq = 0;   // for resequencing segments
@@ -98,6 +109,9 @@ export async function runReplica(plan: ReplicaPlan, code: LoadedCode, send: Send
       o.pollForwards();
       forwarding += o.forwarding;
     }
+    // Hand back what every input released: with several inputs fed by one writer, that writer may
+    // be waiting for space in another input's ring before it can write what this one waits for.
+    for (const p of inputs) if (p !== port) p.flush();
     updateStats();
     const t0 = performance.now();
     if (forwarding && port.upstreamBlocked()) {

@@ -1,0 +1,195 @@
+/**
+ * The control channel between a sweep and its trainer processes: trainers report readiness and
+ * per-epoch metrics, the sweep answers each epoch report with its early-stopping decision. A Unix
+ * domain socket (a named pipe on Windows) carrying newline-delimited JSON, so it works from child
+ * processes and worker threads alike, whatever the engine's own channels carry.
+ */
+import { randomBytes } from 'node:crypto';
+import { rmSync } from 'node:fs';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { RingpipeError } from '../errors.js';
+import type { EpochDecision, EpochReport, TrainerContext, TrainerReady } from '../train/trainer.js';
+
+/** The control channel failed (`ERR_SWEEP_CONTROL`). */
+export class SweepControlError extends RingpipeError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_SWEEP_CONTROL', message, options);
+  }
+}
+
+/** What the sweep side handles. */
+export interface ControlHandlers {
+  ready(trialId: string, info: TrainerReady): void;
+  epoch(trialId: string, report: EpochReport): EpochDecision | Promise<EpochDecision>;
+  log(message: string): void;
+}
+
+type ClientMessage =
+  | { t: 'ready'; trial: string; info: TrainerReady }
+  | { t: 'epoch'; trial: string; n: number; report: EpochReport }
+  | { t: 'log'; trial: string; message: string };
+
+interface ServerMessage {
+  n: number;
+  decision: EpochDecision | null;
+}
+
+function lines(socket: Socket, onLine: (line: string) => void): void {
+  let buf = '';
+  socket.setEncoding('utf8');
+  socket.on('data', (chunk: string) => {
+    buf += chunk;
+    let i: number;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, i);
+      buf = buf.slice(i + 1);
+      if (line) onLine(line);
+    }
+  });
+}
+
+/** The sweep's end of the channel. */
+export class ControlServer {
+  private readonly sockets = new Set<Socket>();
+  /** Removes the socket file if the process exits without close(). */
+  private readonly onExit = () => {
+    if (process.platform !== 'win32') rmSync(this.address, { force: true });
+  };
+  private constructor(
+    private readonly server: Server,
+    /** Where trainers connect. */
+    readonly address: string,
+  ) {}
+
+  /** Listens on a fresh socket path. */
+  static async start(handlers: ControlHandlers): Promise<ControlServer> {
+    const name = `ringpipe-sweep-${process.pid}-${randomBytes(4).toString('hex')}`;
+    const address = process.platform === 'win32' ? `\\\\.\\pipe\\${name}` : join(tmpdir(), `${name}.sock`);
+    const server = createServer();
+    const self = new ControlServer(server, address);
+    server.on('connection', (socket) => {
+      self.sockets.add(socket);
+      socket.on('close', () => self.sockets.delete(socket));
+      socket.on('error', () => socket.destroy());
+      lines(socket, (line) => {
+        let m: ClientMessage;
+        try {
+          m = JSON.parse(line) as ClientMessage;
+        } catch {
+          handlers.log(`sweep control: ignored a malformed message (${line.slice(0, 80)})`);
+          return;
+        }
+        if (m.t === 'ready') handlers.ready(m.trial, m.info);
+        else if (m.t === 'log') handlers.log(m.message);
+        else if (m.t === 'epoch') {
+          void Promise.resolve()
+            .then(() => handlers.epoch(m.trial, m.report))
+            .catch((e: unknown) => {
+              handlers.log(`sweep control: epoch handler failed for trial ${m.trial}: ${(e as Error).message}`);
+              return undefined;
+            })
+            .then((decision) => {
+              if (!socket.destroyed) socket.write(`${JSON.stringify({ n: m.n, decision: decision ?? null } satisfies ServerMessage)}\n`);
+            });
+        }
+      });
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (e) => reject(new SweepControlError(`cannot listen on ${address}: ${e.message}`, { cause: e })));
+      server.listen(address, () => resolve());
+    });
+    process.once('exit', self.onExit);
+    return self;
+  }
+
+  /** Stops listening, drops connections and removes the socket file. */
+  async close(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    process.removeListener('exit', this.onExit);
+    this.onExit();
+  }
+}
+
+export interface ControlClientOptions {
+  /** Give up waiting for an epoch decision after this many ms and continue. Default 60,000. */
+  replyTimeoutMs?: number;
+}
+
+/** The trainer's end of the channel. */
+export class ControlClient {
+  private next = 0;
+  private readonly pending = new Map<number, (d: EpochDecision) => void>();
+  private closed = false;
+
+  private constructor(
+    private readonly socket: Socket,
+    private readonly trialId: string,
+    private readonly timeoutMs: number,
+  ) {
+    lines(socket, (line) => {
+      try {
+        const m = JSON.parse(line) as ServerMessage;
+        this.pending.get(m.n)?.(m.decision ?? undefined);
+        this.pending.delete(m.n);
+      } catch {
+        // not ours
+      }
+    });
+    const drop = () => {
+      this.closed = true;
+      for (const resolve of this.pending.values()) resolve(undefined);
+      this.pending.clear();
+    };
+    socket.on('close', drop);
+    socket.on('error', drop);
+  }
+
+  static connect(address: string, trialId: string, options: ControlClientOptions = {}): Promise<ControlClient> {
+    return new Promise((resolve, reject) => {
+      const socket = connect(address);
+      socket.once('connect', () => {
+        socket.removeAllListeners('error');
+        resolve(new ControlClient(socket, trialId, options.replyTimeoutMs ?? 60_000));
+      });
+      socket.once('error', (e) => reject(new SweepControlError(`trial ${trialId}: cannot reach the sweep at ${address}: ${e.message}`, { cause: e })));
+    });
+  }
+
+  /** Hooks for a Trainer that forward to the sweep. */
+  context(): TrainerContext {
+    return {
+      onReady: (info) => this.send({ t: 'ready', trial: this.trialId, info }),
+      onEpoch: (report) => this.epoch(report),
+      log: (message) => this.send({ t: 'log', trial: this.trialId, message }),
+    };
+  }
+
+  epoch(report: EpochReport): Promise<EpochDecision> {
+    if (this.closed) return Promise.resolve(undefined);
+    const n = this.next++;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(n);
+        resolve(undefined);
+      }, this.timeoutMs);
+      this.pending.set(n, (d) => {
+        clearTimeout(timer);
+        resolve(d);
+      });
+      this.send({ t: 'epoch', trial: this.trialId, n, report });
+    });
+  }
+
+  close(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    this.closed = true;
+    return new Promise((resolve) => this.socket.end(() => resolve()));
+  }
+
+  private send(m: ClientMessage): void {
+    if (!this.closed) this.socket.write(`${JSON.stringify(m)}\n`);
+  }
+}

@@ -1,0 +1,44 @@
+/**
+ * The trainer as an engine segment: `new Sink(TrainerSink, { options: { trainer, control } })`.
+ * Wraps {@link Trainer}, connecting its epoch reports to the sweep's control channel.
+ *
+ * Input: one stream of `{ xs, ys }` batches (and `{ epochEnd: n }` markers), or two streams, xs
+ * tensors and ys tensors, paired record by record (markers on both), which keeps the tensors
+ * zero-copy up to the trainer.
+ */
+import { isEpochEnd, isTensorRecord } from '../train/records.js';
+import { Trainer, type TrainerOptions, type TrainerResult } from '../train/trainer.js';
+import { ControlClient } from './control.js';
+
+export interface TrainerSinkOptions {
+  trainer: TrainerOptions;
+  /** Address of the sweep's control channel; without it the trainer reports nothing during the run. */
+  control?: string;
+}
+
+export class TrainerSink {
+  private readonly trainer = new Trainer();
+  private client?: ControlClient;
+
+  async setup(options: TrainerSinkOptions): Promise<void> {
+    if (options.control) this.client = await ControlClient.connect(options.control, options.trainer.trialId ?? 'trial');
+    await this.trainer.setup(options.trainer, this.client?.context() ?? {});
+  }
+
+  run(a: unknown, b?: unknown): Promise<void> {
+    // Two inputs: run(xs, ys, ctx). One input: run(record, ctx), where ctx is the engine's context.
+    if (b !== undefined && (isTensorRecord(b) || isEpochEnd(b))) {
+      if (isEpochEnd(a) && isEpochEnd(b)) return this.trainer.run(a);
+      return this.trainer.run({ xs: a, ys: b });
+    }
+    return this.trainer.run(a);
+  }
+
+  async teardown(): Promise<TrainerResult> {
+    try {
+      return await this.trainer.teardown();
+    } finally {
+      await this.client?.close();
+    }
+  }
+}
