@@ -5,6 +5,9 @@
 #include <v8.h>
 
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <vector>
 #include <cstring>
 #include <memory>
 #include <thread>
@@ -131,16 +134,111 @@ Napi::Value RunOnThread(Napi::Env env, ThreadJob* job) {
 }
 
 // futexWaitAsync(sab, byteOffset, expected, timeoutMs) -> Promise<0|1|2>; never blocks JS.
+// Served by a pool of persistent waiter threads per JS thread: starting a thread per wait costs
+// tens of microseconds, as much as the wait itself on a busy pipeline.
+struct WaitJob {
+  std::shared_ptr<v8::BackingStore> store;  // keeps the mapping alive while the thread waits
+  uint32_t* addr;
+  uint32_t expected;
+  double ms;
+  Napi::Promise::Deferred deferred;
+  int result = 0;
+};
+
+class Waiter;
+void SettleWait(Napi::Env env, Napi::Function, Waiter* waiter, WaitJob* job);
+using WaitTsfn = Napi::TypedThreadSafeFunction<Waiter, WaitJob, SettleWait>;
+
+class Waiter {
+ public:
+  explicit Waiter(Napi::Env env) : tsfn_(WaitTsfn::New(env, "ringpipe.waiter", 0, 1, this)) {
+    tsfn_.Unref(env);  // an idle waiter must not keep the process alive
+    thread_ = std::thread([this] { Loop(); });
+  }
+  ~Waiter() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stop_ = true;
+    }
+    cv_.notify_one();
+    thread_.join();  // a wait lasts one slice at most (the JS side waits in slices)
+    tsfn_.Release();
+  }
+  bool busy = false;  // touched on the JS thread only
+  void Submit(Napi::Env env, WaitJob* job) {
+    busy = true;
+    tsfn_.Ref(env);  // a pending wait keeps the process alive, like a timer
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      job_ = job;
+    }
+    cv_.notify_one();
+  }
+  void Done(Napi::Env env) {
+    busy = false;
+    tsfn_.Unref(env);
+  }
+
+ private:
+  void Loop() {
+    for (;;) {
+      WaitJob* job;
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        cv_.wait(lock, [this] { return stop_ || job_ != nullptr; });
+        if (stop_) return;
+        job = job_;
+        job_ = nullptr;
+      }
+      job->result = static_cast<int>(futex_wait(job->addr, job->expected, job->ms));
+      if (tsfn_.BlockingCall(job) != napi_ok) delete job;
+    }
+  }
+  WaitTsfn tsfn_;
+  std::thread thread_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  WaitJob* job_ = nullptr;
+  bool stop_ = false;
+};
+
+void SettleWait(Napi::Env env, Napi::Function, Waiter* waiter, WaitJob* job) {
+  if (env != nullptr) {
+    waiter->Done(env);
+    job->deferred.Resolve(Napi::Number::New(env, job->result));
+  }
+  delete job;
+}
+
+struct WaiterPool {
+  std::vector<std::unique_ptr<Waiter>> waiters;
+};
+
 Napi::Value FutexWaitAsync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto store = StoreOf(info, 0);
   uint32_t* addr = WordAt(info, store, 1);
-  uint32_t expected = info[2].As<Napi::Number>().Uint32Value();
-  double ms = info[3].As<Napi::Number>().DoubleValue();
-  auto* job = new ThreadJob{store, Napi::Promise::Deferred::New(env)};
-  job->work = [addr, expected, ms](ThreadJob* j) { j->code = static_cast<int>(futex_wait(addr, expected, ms)); };
-  job->result = [](Napi::Env e, ThreadJob* j) { return Napi::Number::New(e, j->code); };
-  return RunOnThread(env, job);
+  auto* job = new WaitJob{store, addr, info[2].As<Napi::Number>().Uint32Value(), info[3].As<Napi::Number>().DoubleValue(),
+                          Napi::Promise::Deferred::New(env)};
+  Napi::Promise promise = job->deferred.Promise();
+  auto* pool = env.GetInstanceData<WaiterPool>();
+  if (!pool) {
+    pool = new WaiterPool();
+    env.SetInstanceData(pool);  // deleted (threads joined) when this JS thread's environment ends
+  }
+  Waiter* idle = nullptr;
+  for (auto& w : pool->waiters) {
+    if (!w->busy) {
+      idle = w.get();
+      break;
+    }
+  }
+  if (!idle) {
+    pool->waiters.push_back(std::make_unique<Waiter>(env));
+    idle = pool->waiters.back().get();
+  }
+  idle->Submit(env, job);
+  return promise;
 }
 
 // initRing(sab, capacity, readerSlots, flags, writers)

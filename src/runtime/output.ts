@@ -73,6 +73,8 @@ export class OutputPort {
     u32[w + 3] = src.typeFlags;
     this.writer.commit();
     this.forwards.push({ end: this.writer.position, reader: held.reader, hold: held.hold });
+    // A 16-byte forward stands for a large record: publish it now, not with the next 64.
+    if (src.length >= 65536) this.writer.flush();
   }
 
   /** Gives back the input records every reader is done with; true when some were. */
