@@ -42,6 +42,7 @@ export class RingReader {
   private readonly mask: number;
   private readonly data: number;
   private readonly slotIdx: number;
+  private readonly mp: boolean;
   private readonly releaseEvery: number;
   private readonly releaseBytes: number;
   private pos: number;
@@ -69,6 +70,7 @@ export class RingReader {
     this.mask = m.mask;
     this.data = m.data;
     this.slotIdx = (L.offReaders + slot * L.line) >> 2;
+    this.mp = m.multiProducer;
     this.releaseEvery = options.releaseEvery ?? 32;
     this.releaseBytes = m.capacity >>> 3;
     this.pos = Atomics.load(this.i32, this.slotIdx) >>> 0;
@@ -100,7 +102,9 @@ export class RingReader {
         if (this.pos === this.cachedWrite) return state === L.stateClosed ? END : EMPTY;
       }
       const w = (this.data + (this.pos & this.mask)) >> 2;
-      if (Atomics.load(this.i32, w + 3) >>> 0 !== this.pos) return EMPTY;  // claimed, not committed yet
+      // Multi-producer rings publish claims before commits: the stamp tells them apart. A single
+      // producer publishes only committed records, so the write position is enough.
+      if (this.mp && Atomics.load(this.i32, w + 3) >>> 0 !== this.pos) return EMPTY;
       const length = this.u32[w]!;
       const typeFlags = this.u32[w + 1]!;
       const size = (HDR + length + 15) & ~15;
