@@ -7,6 +7,7 @@ import { packageVersion } from '../cache/package-root.js';
 import { ConfigError } from '../config/errors.js';
 import { RingpipeError } from '../errors.js';
 import { cacheClear, cacheGc, cacheLs } from './commands/cache.js';
+import { demoCommand, seedArg } from './commands/demo.js';
 import { benchCommand, initCommand } from './commands/init.js';
 import { graphCommand, resultsCommand } from './commands/results.js';
 import { runCommand, validateCommand } from './commands/run.js';
@@ -106,6 +107,16 @@ export async function runCli(argv: string[], io: Io, signal: AbortSignal = new A
     .option('--list', 'list the suites')
     .action(async (suite: string | undefined, opts: { quick?: boolean; list?: boolean }) => {
       code = await benchCommand(suite, opts, io, signal);
+    });
+
+  program
+    .command('demo')
+    .description('run the embedded example end to end on generated data: image preprocessing on the engine, then a small sweep of TensorFlow.js models; prints the results table')
+    .option('--out <dir>', 'keep the result files (results.json, results.csv, history.csv, learning-curves.html, best-model/) in DIR (default: a temporary folder, removed at the end)')
+    .option('--quick', 'a smaller run: fewer images, 2 trials in one wave')
+    .addOption(new Option('--seed <n>', 'seed of the generated data, the split and the shuffling').argParser(seedArg).default(1))
+    .action(async (opts: { out?: string; quick?: boolean; seed?: number }) => {
+      code = await demoCommand(opts, io, signal);
     });
 
   const cache = program.command('cache').description('inspect and clean the artifact cache');
