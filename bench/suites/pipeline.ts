@@ -58,7 +58,7 @@ export default async function pipeline(ctx: BenchContext): Promise<void> {
     for (const isolation of ['thread', 'process'] as const) {
       const v = await best(reps, () => ringpipe(kind, n[kind], isolation));
       const what = kind === 'small' ? 'small objects' : kind === 'numbers' ? 'numbers' : '224x224x3 f32 tensors made in place';
-      ctx.report({ name: `${isolation}s: source -> transform -> sink, ${what}`, unit: 'records/s', value: v, baseline: { name: 'worker_threads + postMessage (tensors transferred)', value: peer } });
+      ctx.report({ name: `${isolation === 'thread' ? 'threads' : 'processes'}: source -> transform -> sink, ${what}`, unit: 'records/s', value: v, baseline: { name: 'worker_threads + postMessage (tensors transferred)', value: peer } });
     }
   }
   const burnN = q ? 4_000 : 20_000;
