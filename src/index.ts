@@ -68,3 +68,20 @@ export { gridSearch, randomSearch, makeTrials, trialId, waves } from './sweep/sp
 export { MedianStoppingRule, SuccessiveHalving, createStoppingRule } from './sweep/early-stopping.js';
 export { renderLearningCurves } from './sweep/chart.js';
 export { SweepControlError } from './sweep/control.js';
+
+// Past one machine: NATS JetStream links, work queue and agents, distributed sweeps, shared cache.
+export { ClusterConnection } from './cluster/connect.js';
+export type { ClusterOptions, ClusterTlsOptions } from './cluster/connect.js';
+export { ClusterError, LinkError, WorkError } from './cluster/errors.js';
+export { LinkReader, LinkWriter, jetstreamSink, jetstreamSource } from './cluster/link.js';
+export type { LinkOptions, JetStreamLinkOptions, LinkSummary } from './cluster/link.js';
+export { Job, WorkQueue, submitJob, runJob } from './cluster/work.js';
+export type { WorkSpec, WorkResult, WorkEvent, SubmitOptions, AgentInfo } from './cluster/work.js';
+export { Agent, runAgent } from './cluster/agent.js';
+export type { AgentOptions, AgentSummary, WorkContext, WorkFunction, Checkpoint } from './cluster/agent.js';
+export { registerWorkType } from './cluster/registry.js';
+export { clusterStatus } from './cluster/status.js';
+export type { ClusterStatus } from './cluster/status.js';
+export { clusterDataPath } from './cluster/sweep.js';
+export type { ClusterSweepOptions } from './cluster/sweep.js';
+export { SharedArtifactStore, sharedCache } from './cluster/cache.js';

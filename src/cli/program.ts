@@ -12,6 +12,7 @@ import { benchCommand, initCommand } from './commands/init.js';
 import { graphCommand, resultsCommand } from './commands/results.js';
 import { runCommand, validateCommand } from './commands/run.js';
 import { UsageError } from './errors.js';
+import { registerClusterCommands } from '../cluster/cli.js';
 import { line, type Io } from './format.js';
 
 /** Exit codes of the `ringpipe` command. */
@@ -149,7 +150,10 @@ export async function runCli(argv: string[], io: Io, signal: AbortSignal = new A
       code = await cacheClear(file, opts, io);
     });
 
-  for (const c of [program, ...program.commands, ...cache.commands]) {
+  // `ringpipe agent` and `ringpipe cluster status` (NATS JetStream; docs/cluster.md).
+  const clusterCommands = registerClusterCommands(program, io, signal, (c) => (code = c));
+
+  for (const c of [program, ...program.commands, ...cache.commands, ...clusterCommands]) {
     c.exitOverride().configureOutput({ writeOut: (s) => io.out.write(s), writeErr: (s) => io.err.write(s) });
   }
 

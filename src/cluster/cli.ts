@@ -1,0 +1,198 @@
+// Command-line face of the cluster layer: `ringpipe agent` and `ringpipe cluster status`.
+// `registerClusterCommands(program, ...)` adds both to a commander program (the `ringpipe` CLI,
+// or the standalone entry in bin.ts).
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { Command, Option } from 'commander';
+import { line, table, type Io } from '../cli/format.js';
+import { resolveGpus } from '../train/gpu.js';
+import { runAgent, type AgentOptions } from './agent.js';
+import type { ClusterOptions } from './connect.js';
+import { ClusterError } from './errors.js';
+import { clusterStatus } from './status.js';
+
+/** Connection flags shared by the cluster commands (values as commander parses them). */
+export interface ConnectionFlags {
+  nats?: string;
+  project?: string;
+  user?: string;
+  passwordFile?: string;
+  tokenFile?: string;
+  creds?: string;
+  nkey?: string;
+  tlsCa?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  tls?: boolean;
+  replicas?: number;
+}
+
+const readSecretFile = (file: string, what: string): string => {
+  try {
+    return readFileSync(file, 'utf8').trim();
+  } catch (err) {
+    throw new ClusterError('ERR_CLUSTER_OPTIONS', `cannot read the ${what} file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+};
+
+/**
+ * Connection options from flags, then the environment: `RINGPIPE_NATS_URL` (or `NATS_URL`),
+ * `RINGPIPE_PROJECT`, `NATS_USER`, `NATS_PASSWORD`, `NATS_TOKEN`, `NATS_CREDS`, `NATS_NKEY` (a seed
+ * file), `NATS_CA`, `NATS_CERT`, `NATS_KEY`. Secrets come from files or the environment, never from
+ * the command line (where `ps` would show them).
+ */
+export function connectionFromFlags(flags: ConnectionFlags, env: NodeJS.ProcessEnv = process.env): ClusterOptions {
+  const servers = flags.nats ?? env.RINGPIPE_NATS_URL ?? env.NATS_URL;
+  if (!servers) throw new ClusterError('ERR_CLUSTER_OPTIONS', 'no NATS server: pass --nats nats://host:4222 (or set RINGPIPE_NATS_URL)');
+  const password = flags.passwordFile ? readSecretFile(flags.passwordFile, 'password') : env.NATS_PASSWORD;
+  const token = flags.tokenFile ? readSecretFile(flags.tokenFile, 'token') : env.NATS_TOKEN;
+  const ca = flags.tlsCa ?? env.NATS_CA, cert = flags.tlsCert ?? env.NATS_CERT, key = flags.tlsKey ?? env.NATS_KEY;
+  const user = flags.user ?? env.NATS_USER;
+  const creds = flags.creds ?? env.NATS_CREDS;
+  const nkey = flags.nkey ?? env.NATS_NKEY;
+  const project = flags.project ?? env.RINGPIPE_PROJECT;
+  return {
+    servers,
+    ...(project ? { project } : {}),
+    ...(user ? { user } : {}),
+    ...(password ? { password } : {}),
+    ...(token ? { token } : {}),
+    ...(creds ? { credsFile: creds } : {}),
+    ...(nkey ? { nkeyFile: nkey } : {}),
+    ...(ca || cert || key ? { tls: { ...(ca ? { caFile: ca } : {}), ...(cert ? { certFile: cert } : {}), ...(key ? { keyFile: key } : {}) } } : flags.tls ? { tls: true } : {}),
+    ...(flags.replicas ? { replicas: flags.replicas } : {}),
+  };
+}
+
+/** Adds the connection flags to a command. */
+export function addConnectionFlags(cmd: Command): Command {
+  return cmd
+    .option('--nats <urls>', 'NATS server URL(s), comma-separated (default: $RINGPIPE_NATS_URL)')
+    .option('--project <name>', "namespace of subjects, streams and buckets (default: $RINGPIPE_PROJECT or 'default')")
+    .option('--user <name>', 'user name (password from --password-file or $NATS_PASSWORD)')
+    .option('--password-file <file>', 'file holding the password')
+    .option('--token-file <file>', 'file holding an authentication token (or $NATS_TOKEN)')
+    .option('--creds <file>', 'NATS credentials file (JWT + NKey seed)')
+    .option('--nkey <file>', 'file holding an NKey seed')
+    .option('--tls', 'require TLS (system CAs)')
+    .option('--tls-ca <file>', 'CA certificate (PEM) of the servers')
+    .option('--tls-cert <file>', 'client certificate (PEM)')
+    .option('--tls-key <file>', 'client key (PEM)')
+    .addOption(new Option('--replicas <n>', 'replicas of the streams and buckets created (3 on a 3-server cluster)').argParser(positiveInt));
+}
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new ClusterError('ERR_CLUSTER_OPTIONS', `expected a non-negative integer, got '${value}'`);
+  return n;
+}
+
+const seconds = (value: string): number => {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new ClusterError('ERR_CLUSTER_OPTIONS', `expected a number of seconds > 0, got '${value}'`);
+  return n;
+};
+
+const secondsOrZero = (value: string): number => {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0) throw new ClusterError('ERR_CLUSTER_OPTIONS', `expected a number of seconds >= 0, got '${value}'`);
+  return n;
+};
+
+/** `--gpus 0,1` | `all` | `none`. */
+export function parseGpus(value: string | undefined): number[] {
+  if (value === undefined || value === '' || value === 'none') return [];
+  if (value === 'all') return resolveGpus('all').gpus;
+  const list = value.split(',').map((s) => Number(s.trim()));
+  return resolveGpus(list).gpus;
+}
+
+/** Options of `ringpipe agent`. */
+export interface AgentFlags extends ConnectionFlags {
+  gpus?: string;
+  slots?: number;
+  name?: string;
+  root?: string;
+  ackWait?: number;
+  heartbeat?: number;
+  idleExit?: number;
+  maxItems?: number;
+  grace?: number;
+}
+
+/** `ringpipe agent`: runs until interrupted (or idle/max items); returns the exit code. */
+export async function agentCommand(flags: AgentFlags, io: Io, signal: AbortSignal): Promise<number> {
+  const options: AgentOptions = {
+    ...connectionFromFlags(flags),
+    gpus: parseGpus(flags.gpus),
+    ...(flags.slots !== undefined ? { slots: flags.slots } : {}),
+    ...(flags.name ? { name: flags.name } : {}),
+    ...(flags.root ? { root: flags.root } : {}),
+    ...(flags.ackWait ? { ackWait: flags.ackWait * 1000 } : {}),
+    ...(flags.heartbeat ? { heartbeat: flags.heartbeat * 1000 } : {}),
+    ...(flags.idleExit ? { idleExit: flags.idleExit * 1000 } : {}),
+    ...(flags.maxItems ? { maxItems: flags.maxItems } : {}),
+    ...(flags.grace !== undefined ? { grace: flags.grace * 1000 } : {}),
+    signal,
+    log: (l) => line(io.err, `${new Date().toISOString().slice(11, 19)} ${l}`),
+  };
+  const summary = await runAgent(options);
+  line(io.out, JSON.stringify(summary));
+  return 0;
+}
+
+/** `ringpipe cluster status`; returns the exit code. */
+export async function clusterStatusCommand(flags: ConnectionFlags & { json?: boolean }, io: Io): Promise<number> {
+  const s = await clusterStatus(connectionFromFlags(flags));
+  if (flags.json) {
+    io.out.write(JSON.stringify(s) + '\n');
+    return 0;
+  }
+  line(io.out, `project '${s.project}' on ${s.server}`);
+  line(io.out, `work: ${s.work.queued} queued, ${s.work.running} running, ${s.work.done} done, ${s.work.failed} failed`);
+  line(io.out, `agents: ${s.agents.length} (${s.capacity.slots} slots, ${s.capacity.gpus} GPUs, ${s.capacity.cores} cores)`);
+  if (s.agents.length) {
+    line(io.out, table(
+      ['agent', 'host', 'slots', 'GPUs', 'running', 'done', 'failed', 'load', 'seen'],
+      s.agents.map((a) => [a.name, a.host === hostname() ? `${a.host} (here)` : a.host, a.slots, a.gpus.join(',') || '-', a.running.map((r) => r.label).join(', ') || '-', a.done, a.failed, a.load.toFixed(2), `${a.lastSeenSeconds.toFixed(0)} s ago`]),
+    ));
+  }
+  if (s.jobs.length) {
+    line(io.out, table(
+      ['job', 'name', 'created (UTC)', 'items', 'done', 'failed', 'running', 'queued'],
+      s.jobs.map((j) => [j.id.slice(0, 12), j.name, j.createdAt.replace('T', ' ').slice(0, 19), j.items, j.done, j.failed, j.running, j.queued]),
+    ));
+  }
+  return 0;
+}
+
+/**
+ * Adds `agent` and `cluster status` to `program`. `setCode` receives each command's exit code;
+ * errors propagate to the caller (the CLI maps RingpipeErrors to exit code 1).
+ */
+export function registerClusterCommands(program: Command, io: Io, signal: AbortSignal, setCode: (code: number) => void): Command[] {
+  const agent = addConnectionFlags(
+    program
+      .command('agent')
+      .description('run work items of the cluster on this machine (sweep trials, preprocessing shards, pipelines) until interrupted'),
+  )
+    .option('--gpus <list>', "CUDA devices offered to GPU items: '0,1', 'all' (nvidia-smi) or 'none'", 'none')
+    .addOption(new Option('--slots <n>', 'CPU items at a time (default: cores)').argParser(positiveInt))
+    .option('--name <name>', 'agent name (default: host-pid)')
+    .option('--root <dir>', 'project checkout that relative work modules resolve against (default: current directory)')
+    .addOption(new Option('--ack-wait <seconds>', "time after which a dead agent's item goes to another agent (default 30)").argParser(seconds))
+    .addOption(new Option('--heartbeat <seconds>', 'seconds between announcements (default 5)').argParser(seconds))
+    .addOption(new Option('--idle-exit <seconds>', 'stop after this long without work').argParser(seconds))
+    .addOption(new Option('--max-items <n>', 'stop after this many items').argParser(positiveInt))
+    .addOption(new Option('--grace <seconds>', 'on Ctrl-C, time running items get to finish before they are given back (default 10)').argParser(secondsOrZero))
+    .action(async (flags: AgentFlags) => {
+      setCode(await agentCommand(flags, io, signal));
+    });
+  const cluster = program.command('cluster').description('the cluster: agents, capacity, work');
+  const status = addConnectionFlags(cluster.command('status').description('agents with their capacity and load; queued, running and done work; jobs'))
+    .option('--json', 'print JSON')
+    .action(async (flags: ConnectionFlags & { json?: boolean }) => {
+      setCode(await clusterStatusCommand(flags, io));
+    });
+  return [agent, cluster, status];
+}
