@@ -30,16 +30,7 @@ function jsonSafe(v: unknown, depth: number): boolean {
   if (depth > 8) return false;
   if (Array.isArray(v)) {
     if (v.length > 256) return false;
-    for (let i = 0; i < v.length; i++) {
-      const x = v[i];
-      const t = typeof x;
-      if (t === 'string' || t === 'boolean' || x === null) continue;
-      if (t === 'number') {
-        if (!Number.isFinite(x) || Object.is(x, -0)) return false;
-        continue;
-      }
-      if (t !== 'object' || !jsonSafe(x, depth + 1)) return false;
-    }
+    for (let i = 0; i < v.length; i++) if (!jsonValueSafe(v[i], depth)) return false;
     return true;
   }
   if (typeof v !== 'object' || v === null) return false;
@@ -47,17 +38,17 @@ function jsonSafe(v: unknown, depth: number): boolean {
   if (proto !== Object.prototype && proto !== null) return false;
   let n = 0;
   for (const k in v) {
-    if (++n > 64) return false;
-    const x = (v as Record<string, unknown>)[k];
-    const t = typeof x;
-    if (t === 'string' || t === 'boolean' || x === null) continue;
-    if (t === 'number') {
-      if (!Number.isFinite(x) || Object.is(x, -0)) return false;
-      continue;
-    }
-    if (t !== 'object' || !jsonSafe(x, depth + 1)) return false;
+    if (++n > 64 || !jsonValueSafe((v as Record<string, unknown>)[k], depth)) return false;
   }
   return true;
+}
+
+/** One member of an array or object checked by jsonSafe(). */
+function jsonValueSafe(x: unknown, depth: number): boolean {
+  const t = typeof x;
+  if (t === 'string' || t === 'boolean' || x === null) return true;
+  if (t === 'number') return Number.isFinite(x) && !Object.is(x, -0);
+  return t === 'object' && jsonSafe(x, depth + 1);
 }
 
 function plan(value: unknown): Plan {
