@@ -606,10 +606,12 @@ export class LinkReader implements AsyncIterable<unknown> {
       // Stopped early (break, error) or done: stop fetching, and give back at once what was fetched
       // and not finished, so the next reader gets it without waiting for the ack timeout.
       messages.stop();
-      const drainUntil = Date.now() + 2_000;
+      // Messages of the last pull request can arrive until it expires: take them all (a gap in
+      // arrivals proves nothing on a loaded machine), or they would wait out the ack timeout.
+      const drainUntil = Date.now() + PULL_EXPIRES + 1_000;
       while (Date.now() < drainUntil) {
         let timer: NodeJS.Timeout | undefined;
-        const r = await Promise.race([it.next(), new Promise<'timeout'>((res) => (timer = setTimeout(() => res('timeout'), 500)))]);
+        const r = await Promise.race([it.next(), new Promise<'timeout'>((res) => (timer = setTimeout(() => res('timeout'), Math.max(1, drainUntil - Date.now()))))]);
         clearTimeout(timer);
         if (r === 'timeout' || r.done) break;
         outstanding.add(r.value);
