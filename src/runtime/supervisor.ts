@@ -7,8 +7,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { Ring, type RingDescriptor } from '../ring/ring.js';
-import { DEFAULT_CAPACITY } from '../ring/ring.js';
+import { DEFAULT_CAPACITY, Ring } from '../ring/ring.js';
 import { unlinkRegion } from '../ring/region.js';
 import { layout as L } from '../native.js';
 import { ABORT_GENERIC } from '../ring/wait.js';
@@ -412,4 +411,3 @@ function start(
   r.stop = async () => void child.kill('SIGKILL');
 }
 
-export type { RingDescriptor };
