@@ -431,7 +431,7 @@ describe('workers and isolation on the engine', () => {
     const b = failed.result.stages.find((s) => s.name === 'broken')!;
     expect(b.status).toBe('failed');
     expect(b.error).toMatchObject({ code: 'ERR_STAGE_FAILED', stage: 'broken', record: 2 });
-    expect(b.error!.message).toMatch(/'boom' failed on record 2 \(replica 0\): boom on 2/);
+    expect(b.error!.message).toMatch(/'boom' failed on record 2 \(replica \d\): boom on 2/);
     expect((await failed.p.status()).find((s) => s.name === 'broken')!.manifest).toBeUndefined();
     const skipped = await run(spec('skip'));
     expect(skipped.result.ok).toBe(true);
