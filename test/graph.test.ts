@@ -126,3 +126,20 @@ describe('several inputs fed by one writer', () => {
     expect(r.results.Collect![0]).toEqual(Array.from({ length: 200 }, (_, i) => i * 1024 + i));
   });
 });
+
+describe.each(['thread', 'process'] as const)("onCrash: 'continue' (%s)", (isolation) => {
+  it('a dying sink is reported and dropped; the other readers of its stream finish', async () => {
+    const g = new Graph();
+    const s = new Stream('s', { capacity: 1 << 12 });
+    g.add(new Source(f.zeroTo, { options: { n: 2000 } }), { out: s });
+    g.add(new Sink(f.Collect), { in: s });
+    g.add(new Sink(f.sinkDiesOnThree), { in: s, isolation, onCrash: 'continue' });
+    const r = await g.run();
+    expect(r.results.Collect![0]).toEqual(Array.from({ length: 2000 }, (_, i) => i));
+    expect(r.crashed).toEqual([{ segment: 'sinkDiesOnThree', replica: 0, reason: expect.stringMatching(isolation === 'process' ? /SIGKILL/ : /code 7/) }]);
+  });
+});
+
+it("onCrash: 'continue' is for sinks", () => {
+  expect(() => new Graph().add(new Transform(f.square), { onCrash: 'continue' })).toThrow(/for sinks/);
+});

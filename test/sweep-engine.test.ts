@@ -126,6 +126,22 @@ describe('sweep over the engine', () => {
     expect(r.best!.id).toBe(ok!.id);
   });
 
+  it('a trainer process that dies fails its trial only; the others in its wave finish', async () => {
+    const r = await sweep({
+      trials: [{ units: 8 }, { units: 8, fail: 'crash' }],
+      trainer,
+      data: dataPath([], true),
+      metric: 'val_acc',
+      concurrency: 2,
+      console: 'none',
+    });
+    const [ok, crash] = r.trials;
+    expect(ok!.state).toBe('completed');
+    expect(ok!.history).toHaveLength(EPOCHS);
+    expect(crash!.state).toBe('failed');
+    expect(crash!.error!.message).toMatch(/the trainer process died: process killed by SIGKILL/);
+  });
+
   it('early stopping decisions reach the trainer processes', async () => {
     const r = await sweep({
       // Learning rate 0 never improves: successive halving stops it at the first rung.

@@ -24,6 +24,12 @@ export interface NodeOptions {
    * segment runs, so like segment code it must be exported by a module for threads and processes).
    */
   onError?: 'fail' | 'skip' | ((error: unknown, record: unknown, ctx: SegmentContext) => ErrorDecision);
+  /**
+   * What a dying replica (crash, signal, out of memory) does: 'fail' (default) stops the run;
+   * 'continue' (sinks only) reports it in `result.crashed`, drops its cursors so writers no longer
+   * wait for it, and lets the rest of the run finish (e.g. one trainer of a sweep dying).
+   */
+  onCrash?: 'fail' | 'continue';
   /** Environment variables of the segment's process (isolation 'process'), e.g. CUDA_VISIBLE_DEVICES. */
   env?: Record<string, string>;
   /** Ring bytes of each of this segment's output rings (default: the stream's, else 16 MiB). */
@@ -60,6 +66,12 @@ export class Graph {
     const isolation = options.isolation ?? 'thread';
     if (!['thread', 'process', 'local'].includes(isolation)) {
       throw new InvalidArgumentError(`segment '${segment.name}': isolation must be 'thread', 'process' or 'local', got '${isolation}'`);
+    }
+    if (options.onCrash !== undefined && !['fail', 'continue'].includes(options.onCrash)) {
+      throw new InvalidArgumentError(`segment '${segment.name}': onCrash must be 'fail' or 'continue', got '${String(options.onCrash)}'`);
+    }
+    if (options.onCrash === 'continue' && segment.kind !== 'sink') {
+      throw new InvalidArgumentError(`segment '${segment.name}': onCrash 'continue' is for sinks (a dead ${segment.kind} would leave its readers without an end)`);
     }
     if (options.onError !== undefined && typeof options.onError !== 'function' && !['fail', 'skip'].includes(options.onError)) {
       throw new InvalidArgumentError(`segment '${segment.name}': onError must be 'fail', 'skip' or a function`);

@@ -89,6 +89,12 @@ export class RingMemory {
     else Atomics.notify(this.i32, off >> 2);
   }
 
+  /** Stops counting reader `slot` for free space (its reader is gone) and wakes parked writers. */
+  deactivateReader(slot: number): void {
+    Atomics.store(this.i32, (L.offReaders + slot * L.line + L.readerActive) >> 2, 0);
+    this.wake(L.offSpaceSeq);
+  }
+
   /** Registers `pid` as a writer, for liveness checks from other processes. */
   registerWriterPid(pid: number): void {
     const base = L.offWriterPids >> 2;

@@ -74,6 +74,8 @@ export interface Progress {
 export interface RunResult extends Progress {
   /** Per segment: what each replica's teardown() returned. */
   results: Record<string, unknown[]>;
+  /** Replicas of `onCrash: 'continue'` sinks that died, and how. */
+  crashed: { segment: string; replica: number; reason: string }[];
   /** Records dropped by onError 'skip' (first 1000 per replica) and how many in all. */
   skipped: SkippedRecord[];
   skippedCount: number;
@@ -319,10 +321,22 @@ async function supervise(graph: Graph, replicas: Replica[], rings: Ring[], view:
     if (r.node.options.isolation === 'local') finished(r);
   };
 
+  const crashed: RunResult['crashed'] = [];
   const onExit = (r: Replica, how: string | null) => {
-    if (!r.done && how && !failure) fail(new SegmentCrashError(r.node.segment.name, r.plan.replica, how));
+    if (!r.done && how && !failure) {
+      if (r.node.options.onCrash === 'continue') {
+        // A sink may go: report it, and stop its cursors from holding writers back.
+        crashed.push({ segment: r.node.segment.name, replica: r.plan.replica, reason: how });
+        for (const input of r.plan.inputs) {
+          for (const g of input.groups) for (const l of g.rings) ringFor(l.ring)?.deactivateReader(l.slot);
+        }
+      } else {
+        fail(new SegmentCrashError(r.node.segment.name, r.plan.replica, how));
+      }
+    }
     finished(r);
   };
+  const ringFor = (d: { buffer?: SharedArrayBuffer; name: string }) => rings.find((x) => (d.name ? x.name === d.name : x.buffer === d.buffer));
 
   const onAbort = () => fail(new CancelledError(String(options.signal?.reason ?? 'aborted')));
   const onSigint = () => fail(new CancelledError('SIGINT'));
@@ -346,7 +360,7 @@ async function supervise(graph: Graph, replicas: Replica[], rings: Ring[], view:
   if (failure) throw failure;
   const final = snapshot(graph, replicas, rings, view, started);
   options.onProgress?.(final);
-  return { ...final, results, skipped, skippedCount };
+  return { ...final, results, crashed, skipped, skippedCount };
 }
 
 function start(

@@ -51,6 +51,8 @@ export function engineDataPath(options: EngineDataPathOptions): DataPath {
           graph.add(new Sink(TrainerSink, { name: trainerSegmentName(wt.trial.id), options: sinkOptions, module: TRAINER_SINK_MODULE, export: 'TrainerSink' }), {
             in: streams,
             isolation,
+            // One trainer dying (native abort, out of memory) must not take its wave down.
+            onCrash: 'continue',
             ...(isolation === 'process' ? { env: wt.env } : {}),
           });
         }
@@ -58,12 +60,13 @@ export function engineDataPath(options: EngineDataPathOptions): DataPath {
         options.onWaveEnd?.(wave, result);
         return wave.trials.map((wt): TrainerResult => {
           const r = result.results[trainerSegmentName(wt.trial.id)]?.[0] as TrainerResult | undefined;
+          const died = result.crashed.find((c) => c.segment === trainerSegmentName(wt.trial.id));
           return (
             r ?? {
               trialId: wt.trial.id,
               params: wt.trial.params,
               status: 'failed',
-              error: { name: 'Error', message: 'the trainer returned no result' },
+              error: { name: 'Error', message: died ? `the trainer ${isolation === 'process' ? 'process' : 'thread'} died: ${died.reason}` : 'the trainer returned no result' },
               pid: 0,
               history: [],
               samples: 0,
