@@ -1,5 +1,7 @@
-// After the whole suite, no ringpipe segment of this user may be left in /dev/shm.
-import { readdirSync } from 'node:fs';
+// After the whole suite, no ringpipe segment of this user may be left in /dev/shm by a process that
+// has ended. (Segments of processes still running, such as another test run on the same machine,
+// are theirs to clean up; a segment whose owner is gone is a leak.)
+import { readdirSync, readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 
 const prefix = `ringpipe-u${userInfo().uid}-`;
@@ -11,11 +13,23 @@ const listShm = () => {
   }
 };
 
+/** The owner (pid + start time, see native/region.h) of a segment still runs. */
+function ownerAlive(name: string): boolean {
+  const m = /-p(\d+)-s(\d+)-/.exec(name);
+  if (!m) return false;
+  try {
+    const stat = readFileSync(`/proc/${m[1]}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] === m[2];
+  } catch {
+    return false;
+  }
+}
+
 let before = new Set<string>();
 export function setup() {
   before = new Set(listShm());
 }
 export function teardown() {
-  const left = listShm().filter((n) => !before.has(n));
+  const left = listShm().filter((n) => !before.has(n) && !ownerAlive(n));
   if (left.length) throw new Error(`the test suite left shared-memory segments in /dev/shm: ${left.join(', ')}`);
 }

@@ -69,10 +69,10 @@ export async function runFashionMnistSweep(o: FashionMnistSweepOptions): Promise
     data: engineDataPath({
       build(graph: Graph) {
         const raw = new Stream('raw');
-        const batches = new Stream('batches');
+        const xs = new Stream('xs'), ys = new Stream('ys');
         graph.add(new Source(fashionMnistBatches, { name: 'source', options: source }), { out: raw });
-        graph.add(new Transform(Normalize, { name: 'normalize' }), { in: raw, out: batches });
-        return batches;
+        graph.add(new Transform(Normalize, { name: 'normalize' }), { in: raw, out: [xs, ys] });
+        return [xs, ys];  // two zero-copy tensor streams, broadcast to every trainer
       },
     }),
   });

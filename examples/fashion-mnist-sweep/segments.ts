@@ -2,7 +2,7 @@
 // this module: it exports code and runs nothing at import.
 //
 //   source (raw uint8 batches, shuffled per epoch) -> normalize (float32 / 255) -> trainers (broadcast)
-import type { Tensor } from '../../src/index.js';
+import type { SegmentContext, Tensor } from '../../src/index.js';
 import { loadFashionMnist } from '../../src/data/fashion-mnist.js';
 import { permutation } from '../../src/sweep/random.js';
 
@@ -57,14 +57,21 @@ export async function* fashionMnistBatches(o: BatchSourceOptions): AsyncGenerato
 export class Normalize {
   samples = 0;
 
-  run(rec: RawBatch | { epochEnd: number }): unknown {
-    if ('epochEnd' in rec) return rec;
+  /**
+   * Two outputs, images and labels, each written in place in the ring the trainers read: the
+   * batches reach every trainer zero-copy. Epoch markers go on both.
+   */
+  async run(rec: RawBatch | { epochEnd: number }, ctx: SegmentContext): Promise<unknown[]> {
+    if ('epochEnd' in rec) return [rec, rec];
     const [n, px] = rec.xs.shape as [number, number];
     const src = rec.xs.data;
-    const xs = new Float32Array(n * px);
-    for (let i = 0; i < src.length; i++) xs[i] = src[i]! / 255;
+    const xs = await ctx.tensor([n, px], 'float32', 0);
+    const dst = xs.data as Float32Array;
+    for (let i = 0; i < src.length; i++) dst[i] = src[i]! / 255;
+    const ys = await ctx.tensor([n], 'float32', 1);
+    (ys.data as Float32Array).set(rec.ys.data);
     this.samples += n;
-    return { xs: { data: xs, shape: [n, px], dtype: 'float32' }, ys: { data: Float32Array.from(rec.ys.data), shape: [n], dtype: 'float32' } };
+    return [xs, ys];
   }
 
   teardown(): { samples: number } {
