@@ -61,7 +61,8 @@ export default async function pipeline(ctx: BenchContext): Promise<void> {
       ctx.report({ name: `${isolation === 'thread' ? 'threads' : 'processes'}: source -> transform -> sink, ${what}`, unit: 'records/s', value: v, baseline: { name: 'worker_threads + postMessage (tensors transferred)', value: peer } });
     }
   }
-  const burnN = q ? 4_000 : 20_000;
+  // Long enough that the replicas' start-up skew (each worker loads its code) is lost in the noise.
+  const burnN = q ? 10_000 : 100_000;
   const one = await best(reps, () => ringpipe('burn', burnN, 'thread', 1));
   const two = await best(reps, () => ringpipe('burn', burnN, 'thread', 2));
   ctx.report({ name: 'CPU-bound transform, workers: 2', unit: 'records/s', value: two, baseline: { name: 'workers: 1', value: one } });
