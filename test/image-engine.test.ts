@@ -140,7 +140,9 @@ describe('image pipeline on the engine (worker threads)', () => {
         const reports = r.results.preprocess as ImagePreprocessorReport[];
         const plan = threadPlan({ cores: 4, replicas: workers });
         expect(reports).toHaveLength(workers);
-        for (const rep of reports) expect(rep).toMatchObject({ plan, vipsConcurrency: plan.vipsConcurrency, ownProcess: false });
+        // The plan is the rule's; the live libvips setting is process-wide (threads share one libvips),
+        // so what a replica reads back at teardown may be another run's: only the plan is checked here.
+        for (const rep of reports) expect(rep).toMatchObject({ plan, ownProcess: false });
         const d = digestOf(r);
         expect(d.samples).toHaveLength(18);
         expect(d.samples.every((s) => s.index === -1 && s.label === -1)).toBe(true);
