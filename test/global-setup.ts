@@ -3,6 +3,7 @@
 // are theirs to clean up; a segment whose owner is gone is a leak.)
 import { readdirSync, readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
+import { removeStaleSockets } from '../src/sweep/control.js';
 
 const prefix = `ringpipe-u${userInfo().uid}-`;
 const listShm = () => {
@@ -30,6 +31,9 @@ export function setup() {
   before = new Set(listShm());
 }
 export function teardown() {
+  // Control sockets of sweep processes the tests killed on purpose (agents SIGKILLed mid-trial):
+  // the next sweep would remove them; the suite leaves none.
+  removeStaleSockets();
   const left = listShm().filter((n) => !before.has(n) && !ownerAlive(n));
   if (left.length) throw new Error(`the test suite left shared-memory segments in /dev/shm: ${left.join(', ')}`);
 }

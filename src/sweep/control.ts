@@ -5,7 +5,7 @@
  * processes and worker threads alike, whatever the engine's own channels carry.
  */
 import { randomBytes } from 'node:crypto';
-import { rmSync } from 'node:fs';
+import { readdirSync, rmSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -50,6 +50,25 @@ function lines(socket: Socket, onLine: (line: string) => void): void {
   });
 }
 
+/** Socket files of sweep processes that no longer run (killed by a signal: no exit handler ran). */
+export function removeStaleSockets(): void {
+  let names: string[] = [];
+  try {
+    names = readdirSync(tmpdir());
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    const m = /^ringpipe-sweep-(\d+)-[0-9a-f]+\.sock$/.exec(n);
+    if (!m || Number(m[1]) === process.pid) continue;
+    try {
+      process.kill(Number(m[1]), 0);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ESRCH') rmSync(join(tmpdir(), n), { force: true });
+    }
+  }
+}
+
 /** The sweep's end of the channel. */
 export class ControlServer {
   private readonly sockets = new Set<Socket>();
@@ -63,8 +82,9 @@ export class ControlServer {
     readonly address: string,
   ) {}
 
-  /** Listens on a fresh socket path. */
+  /** Listens on a fresh socket path (removing those of sweeps whose process was killed). */
   static async start(handlers: ControlHandlers): Promise<ControlServer> {
+    if (process.platform !== 'win32') removeStaleSockets();
     const name = `ringpipe-sweep-${process.pid}-${randomBytes(4).toString('hex')}`;
     const address = process.platform === 'win32' ? `\\\\.\\pipe\\${name}` : join(tmpdir(), `${name}.sock`);
     const server = createServer();
