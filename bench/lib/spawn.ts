@@ -1,11 +1,11 @@
 // Starts benchmark peers (TypeScript) in worker threads or child processes, through tsx.
 import { fork, type ChildProcess } from 'node:child_process';
-import { Worker } from 'node:worker_threads';
+import { Worker, type TransferListItem } from 'node:worker_threads';
 
 /** A worker thread running `file` (a .ts module); Node 20 needs tsx registered inside the worker. */
-export function tsWorker(file: URL, workerData: unknown, transferList: Transferable[] = []): Worker {
+export function tsWorker(file: URL, workerData: unknown, transferList: TransferListItem[] = []): Worker {
   const code = `import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(file.href)}); })`;
-  return new Worker(code, { eval: true, workerData, execArgv: [], transferList: transferList as any });
+  return new Worker(code, { eval: true, workerData, execArgv: [], transferList });
 }
 
 /** A child process running `file` with `data` as JSON in argv[2]. */

@@ -4,6 +4,7 @@
 import { MessageChannel } from 'node:worker_threads';
 import { Pipeline, Sink, Source, Transform } from '../../src/index.js';
 import type { BenchContext } from '../harness.js';
+import { bestOf } from '../lib/best.js';
 import { firstMessage, tsWorker } from '../lib/spawn.js';
 import * as seg from './pipeline.segments.js';
 
@@ -42,11 +43,6 @@ async function postMessageStages(kind: Kind, count: number): Promise<number> {
   return count / seconds;
 }
 
-const best = async (reps: number, f: () => Promise<number>) => {
-  let b = 0;
-  for (let i = 0; i < reps; i++) b = Math.max(b, await f());
-  return b;
-};
 
 export default async function pipeline(ctx: BenchContext): Promise<void> {
   const q = ctx.quick;
@@ -54,16 +50,16 @@ export default async function pipeline(ctx: BenchContext): Promise<void> {
   const n = { small: q ? 300_000 : 2_000_000, numbers: q ? 500_000 : 4_000_000, tensors: q ? 5_000 : 30_000 };
   // Both sides include start-up (workers, module loading): counts are large enough to dwarf it.
   for (const kind of ['small', 'numbers', 'tensors'] as const) {
-    const peer = await best(reps, () => postMessageStages(kind, n[kind]));
+    const peer = await bestOf(reps, () => postMessageStages(kind, n[kind]));
     for (const isolation of ['thread', 'process'] as const) {
-      const v = await best(reps, () => ringpipe(kind, n[kind], isolation));
+      const v = await bestOf(reps, () => ringpipe(kind, n[kind], isolation));
       const what = kind === 'small' ? 'small objects' : kind === 'numbers' ? 'numbers' : '224x224x3 f32 tensors made in place';
       ctx.report({ name: `${isolation === 'thread' ? 'threads' : 'processes'}: source -> transform -> sink, ${what}`, unit: 'records/s', value: v, baseline: { name: 'worker_threads + postMessage (tensors transferred)', value: peer } });
     }
   }
   // Long enough that the replicas' start-up skew (each worker loads its code) is lost in the noise.
   const burnN = q ? 10_000 : 100_000;
-  const one = await best(reps, () => ringpipe('burn', burnN, 'thread', 1));
-  const two = await best(reps, () => ringpipe('burn', burnN, 'thread', 2));
+  const one = await bestOf(reps, () => ringpipe('burn', burnN, 'thread', 1));
+  const two = await bestOf(reps, () => ringpipe('burn', burnN, 'thread', 2));
   ctx.report({ name: 'CPU-bound transform, workers: 2', unit: 'records/s', value: two, baseline: { name: 'workers: 1', value: one } });
 }

@@ -4,6 +4,7 @@ import { MessageChannel, type MessagePort, type Worker } from 'node:worker_threa
 import type { ChildProcess } from 'node:child_process';
 import { Ring } from '../../src/ring/index.js';
 import type { BenchContext } from '../harness.js';
+import { bestOf } from '../lib/best.js';
 import { firstMessage, tsProcess, tsWorker } from '../lib/spawn.js';
 import type { Job } from './ring.worker.js';
 
@@ -57,11 +58,6 @@ function memcpyGBs(bytes: number, seconds: number): number {
   return (n * bytes) / ((performance.now() - t0) / 1000) / 1e9;
 }
 
-const best = async (reps: number, f: () => Promise<number>) => {
-  let b = 0;
-  for (let i = 0; i < reps; i++) b = Math.max(b, await f());
-  return b;
-};
 
 export default async function ring(ctx: BenchContext): Promise<void> {
   const q = ctx.quick;
@@ -69,23 +65,23 @@ export default async function ring(ctx: BenchContext): Promise<void> {
   const smallN = q ? 2_000_000 : 10_000_000, pmSmallN = q ? 200_000 : 1_000_000;
   const tensorN = q ? 20_000 : 100_000, pmTensorN = q ? 2_000 : 5_000, copyN = q ? 3_000 : 10_000;
 
-  const pmSmall = await best(reps, () => overPostMessage(pmSmallN, 64));
-  const pmTensor = await best(reps, () => overPostMessage(pmTensorN, TENSOR_BYTES));
+  const pmSmall = await bestOf(reps, () => overPostMessage(pmSmallN, 64));
+  const pmTensor = await bestOf(reps, () => overPostMessage(pmTensorN, TENSOR_BYTES));
   const memcpy = memcpyGBs(TENSOR_BYTES, q ? 0.5 : 2);
   ctx.log(`peers: postMessage ${Math.round(pmSmall)} small/s, ${Math.round(pmTensor)} tensors/s; memcpy ${memcpy.toFixed(2)} GB/s`);
 
   // The protocol runs in JS because a call into the addon per record costs more than the record:
   // measured here, so the choice stays checked.
-  const jsSmall = await best(reps, () => overRing('thread', smallN / 4, 64, 'view'));
-  const napiSmall = await best(reps, () => overRing('thread', smallN / 4, 64, 'view', 'napi-produce'));
+  const jsSmall = await bestOf(reps, () => overRing('thread', smallN / 4, 64, 'view'));
+  const napiSmall = await bestOf(reps, () => overRing('thread', smallN / 4, 64, 'view', 'napi-produce'));
   ctx.report({ name: 'thread: 64-byte records, one N-API call per record', unit: 'records/s', value: napiSmall, baseline: { name: 'the JS protocol (Atomics over the same memory)', value: jsSmall } });
 
   for (const kind of ['thread', 'process'] as const) {
-    const small = await best(reps, () => overRing(kind, smallN, 64, 'view'));
+    const small = await bestOf(reps, () => overRing(kind, smallN, 64, 'view'));
     ctx.report({ name: `${kind}: 64-byte records`, unit: 'records/s', value: small, baseline: { name: 'postMessage small object (threads)', value: pmSmall } });
-    const tensors = await best(reps, () => overRing(kind, tensorN, TENSOR_BYTES, 'view'));
+    const tensors = await bestOf(reps, () => overRing(kind, tensorN, TENSOR_BYTES, 'view'));
     ctx.report({ name: `${kind}: 224x224x3 f32 tensor hand-off (claim/commit)`, unit: 'hand-offs/s', value: tensors, baseline: { name: 'postMessage Float32Array, cloned (threads)', value: pmTensor } });
-    const copy = await best(reps, () => overRing(kind, copyN, TENSOR_BYTES, 'copy'));
+    const copy = await bestOf(reps, () => overRing(kind, copyN, TENSOR_BYTES, 'copy'));
     ctx.report({ name: `${kind}: 224x224x3 f32 tensors, copy path (write/read)`, unit: 'GB/s', value: (copy * TENSOR_BYTES) / 1e9, baseline: { name: 'single-thread memcpy, 64 MiB working set', value: memcpy } });
   }
 }

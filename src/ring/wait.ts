@@ -74,6 +74,14 @@ function checkPeers(mem: RingMemory, pids: () => number[]): void {
   }
 }
 
+/** How long the next sleep may last; throws when the ring was aborted or the wait timed out. */
+function nextSlice(mem: RingMemory, deadline: number, timeoutMs: number | undefined): number {
+  if (mem.state() === L.stateAborted) throw abortedError(mem);
+  const ms = Math.min(SLICE_MS, deadline - Date.now());
+  if (ms <= 0) throw new RingError('ERR_TIMEOUT', `timed out after ${timeoutMs} ms waiting on a ring`);
+  return ms;
+}
+
 /**
  * Waits until `ready()` is true. `seqOff` is the futex word, `waitingOff` the counter that tells
  * the other side to bump it. `pids` lists the peers whose death ends the wait.
@@ -95,10 +103,8 @@ export async function park(
     Atomics.add(mem.i32, waitingIdx, 1);
     try {
       if (ready()) return;
-      if (mem.state() === L.stateAborted) throw abortedError(mem);
       options.signal?.throwIfAborted();
-      const ms = Math.min(SLICE_MS, deadline - Date.now());
-      if (ms <= 0) throw new RingError('ERR_TIMEOUT', `timed out after ${options.timeoutMs} ms waiting on a ring`);
+      const ms = nextSlice(mem, deadline, options.timeoutMs);
       if (mem.crossProcess) {
         await native.futexWaitAsync(mem.buffer, seqOff, seq, ms);
       } else {
@@ -137,9 +143,7 @@ export function parkSync(
     Atomics.add(mem.i32, waitingIdx, 1);
     try {
       if (ready()) return;
-      if (mem.state() === L.stateAborted) throw abortedError(mem);
-      const ms = Math.min(SLICE_MS, deadline - Date.now());
-      if (ms <= 0) throw new RingError('ERR_TIMEOUT', `timed out after ${timeoutMs} ms waiting on a ring`);
+      const ms = nextSlice(mem, deadline, timeoutMs);
       if (mem.crossProcess) native.futexWait(mem.buffer, seqOff, seq, ms);
       else Atomics.wait(mem.i32, seqIdx, seq, ms);
     } finally {
