@@ -381,8 +381,8 @@ Napi::Object Layout(Napi::Env env) {
   set("offFlags", kOffFlags); set("offReaderSlots", kOffReaderSlots); set("offDataOffset", kOffDataOffset);
   set("offState", kOffState); set("offWritersOpen", kOffWritersOpen); set("offAbortCode", kOffAbortCode);
   set("offCreatorPid", kOffCreatorPid); set("offWritePos", kOffWritePos); set("offDataSeq", kOffDataSeq);
-  set("offReadersWaiting", kOffReadersWaiting); set("offSpaceSeq", kOffSpaceSeq);
-  set("offWritersWaiting", kOffWritersWaiting); set("offWriterPids", kOffWriterPids); set("offReaders", kOffReaders);
+  set("offReadersWaiting", kOffReadersWaiting); set("offDataWant", kOffDataWant); set("offSpaceSeq", kOffSpaceSeq);
+  set("offWritersWaiting", kOffWritersWaiting); set("offSpaceWant", kOffSpaceWant); set("offWriterPids", kOffWriterPids); set("offReaders", kOffReaders);
   set("readerReadPos", kReaderReadPos); set("readerActive", kReaderActive); set("readerPid", kReaderPid); set("readerClaim", kReaderClaim);
   set("recLength", kRecLength); set("recTypeFlags", kRecTypeFlags); set("recSeq", kRecSeq); set("recStamp", kRecStamp);
   return o;

@@ -16,8 +16,15 @@
 //   line 1  control, rare writes:  state, writersOpen, abortCode, creatorPid
 //   line 2  writePos               the writers' only hot word; SP publishes it in batches,
 //                                  MP writers claim space with a CAS on it
-//   line 3  dataSeq, readersWaiting   futex word readers park on, and how many do
-//   line 4  spaceSeq, writersWaiting  futex word writers park on, and how many do
+//   line 3  dataSeq, readersWaiting, dataWant   futex word readers park on, how many do, and
+//                                  the write position a parked reader of a single-reader ring waits for
+//   line 4  spaceSeq, writersWaiting, spaceWant  futex word writers park on, how many do, and the
+//                                  read position a parked single producer waits for
+//           A waiter asks for a quarter of the ring: the other side's batched publishes wake it
+//           only once past the position it asked for (waking per batch of 64 records costs the
+//           busy side more than the records do). A side about to stop (park, close, await) wakes
+//           it regardless, and a waiter's first sleep is short (ms), so nothing waits long on it.
+//           The C++ ends below ignore the two words and always wake: correct, just less frugal.
 //   line 5  writer pids (kMaxWriters u32), for liveness checks across processes
 //   line 6+ one line per reader slot: readPos, active, pid, claim (the next record ordinal a group
 //           of readers sharing the work takes, kept in the group's first slot: see src/runtime/input.ts)
@@ -78,8 +85,10 @@ constexpr uint32_t kOffCreatorPid = 1 * kLine + 12;
 constexpr uint32_t kOffWritePos = 2 * kLine;
 constexpr uint32_t kOffDataSeq = 3 * kLine;
 constexpr uint32_t kOffReadersWaiting = 3 * kLine + 4;
+constexpr uint32_t kOffDataWant = 3 * kLine + 8;
 constexpr uint32_t kOffSpaceSeq = 4 * kLine;
 constexpr uint32_t kOffWritersWaiting = 4 * kLine + 4;
+constexpr uint32_t kOffSpaceWant = 4 * kLine + 8;
 constexpr uint32_t kOffWriterPids = 5 * kLine;
 constexpr uint32_t kOffReaders = 6 * kLine;
 // Within a reader slot.

@@ -13,7 +13,7 @@ export interface Layout {
   offMagic: number; offVersion: number; offCapacity: number; offFlags: number; offReaderSlots: number;
   offDataOffset: number; offState: number; offWritersOpen: number; offAbortCode: number; offCreatorPid: number;
   offWritePos: number; offDataSeq: number; offReadersWaiting: number; offSpaceSeq: number;
-  offWritersWaiting: number; offWriterPids: number; offReaders: number;
+  offWritersWaiting: number; offSpaceWant: number; offDataWant: number; offWriterPids: number; offReaders: number;
   readerReadPos: number; readerActive: number; readerPid: number; readerClaim: number;
   recLength: number; recTypeFlags: number; recSeq: number; recStamp: number;
 }

@@ -116,6 +116,24 @@ describe.each(modes)('isolation %s', (isolation) => {
     expect((await g.run()).results.Collect).toEqual([[10, 111, 212]]);
   });
 
+  it('records are not held back while the code awaits something slow', async () => {
+    const pauseMs = 1500;
+    const r = await new Pipeline()
+      .add(new Source(f.pausesAfterThree, { options: { pauseMs } }), o)
+      .add(new Sink(f.ArrivalTimes), o)
+      .run();
+    const viaTransform = await new Pipeline()
+      .add(new Source(f.zeroTo, { options: { n: 4 } }), o)
+      .add(new Transform(f.awaitsOnThree, { options: { pauseMs } }), o)
+      .add(new Sink(f.ArrivalTimes), o)
+      .run();
+    for (const t of [r.results.ArrivalTimes![0], viaTransform.results.ArrivalTimes![0]] as number[][]) {
+      expect(t).toHaveLength(4);
+      expect(t[2]).toBeLessThan(pauseMs / 2);
+      expect(t[3]).toBeGreaterThanOrEqual(pauseMs - 50);
+    }
+  });
+
   it('run() can be called again on the same pipeline', async () => {
     const p = new Pipeline().add(new Source(f.zeroToNine), o).add(new Sink(f.RunningTotal, { options: { prefix: '' } }), o);
     expect((await p.run()).results.RunningTotal).toEqual(['45/10']);

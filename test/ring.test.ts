@@ -102,6 +102,53 @@ describe('ring protocol (single thread)', () => {
     ring.close();
   });
 
+  it('a parked end is woken once the other end passed what it asked for, or stops; not per batch', async () => {
+    const ring = Ring.create({ capacity: 1 << 16 });  // a parked end asks for a quarter: 16 KiB
+    const w = new RingWriter(ring, { publishEvery: 4, spin: 0 });
+    const r = new RingReader(ring, 0, { releaseEvery: 4, spin: 0 });
+    const word = (off: number) => Atomics.load(ring.i32, off >> 2);
+    const put = (n: number) => {
+      for (let i = 0; i < n; i++) {
+        if (w.claim(240, 1) < 0) return i;  // 256 bytes a record
+        w.commit();
+      }
+      return n;
+    };
+    // Data: 4 KiB published in batches of 4 stays below the reader's ask; the writer stopping wakes it.
+    const dataSeq = word(layout.offDataSeq);
+    const parked = r.waitForData();
+    expect(put(16)).toBe(16);
+    expect(word(layout.offDataSeq)).toBe(dataSeq);
+    w.flush();
+    expect(word(layout.offDataSeq)).toBe(dataSeq + 1);
+    await parked;
+    while (r.next() >= 0) r.release();
+    // A writer that never stops still reaches a parked reader within its first short sleep.
+    const late = r.waitForData();
+    put(4);
+    const t0 = Date.now();
+    await late;
+    expect(Date.now() - t0).toBeLessThan(1000);
+    while (r.next() >= 0) r.release();
+    r.flush();
+    // Space: a full ring; the writer asks for a quarter; releases in batches wake it only past that.
+    put(1000);
+    const spaceSeq = word(layout.offSpaceSeq);
+    const waiting = w.waitForSpace(240);
+    for (let i = 0; i < 32; i++) {  // 8 KiB
+      expect(r.next()).toBeGreaterThanOrEqual(0);
+      r.release();
+    }
+    expect(word(layout.offSpaceSeq)).toBe(spaceSeq);
+    for (let i = 0; i < 36; i++) {  // 17 KiB in all: a quarter and the record it waits to write
+      r.next();
+      r.release();
+    }
+    expect(word(layout.offSpaceSeq)).toBe(spaceSeq + 1);
+    await waiting;
+    ring.close();
+  });
+
   it('copy path: write() and read()', async () => {
     const ring = Ring.create({ capacity: 1 << 16 });
     const w = new RingWriter(ring);

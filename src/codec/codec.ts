@@ -179,10 +179,12 @@ function fill(w: RingWriter, off: number, value: unknown, p: Plan, views: RingVi
 export class RingViews {
   readonly f64: Float64Array;
   readonly u32: Uint32Array;
+  readonly u16: Uint16Array;
   readonly buf: Buffer;
   constructor(readonly bytes: Uint8Array) {
     this.f64 = new Float64Array(bytes.buffer, 0, bytes.byteLength >>> 3);
     this.u32 = new Uint32Array(bytes.buffer, 0, bytes.byteLength >>> 2);
+    this.u16 = new Uint16Array(bytes.buffer, 0, bytes.byteLength >>> 1);
     this.buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }
 }

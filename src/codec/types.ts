@@ -10,7 +10,7 @@ export const T_WATERMARK = 6;  // engine-internal: "no record below this seq wil
 export const T_FORWARD = 8;    // engine-internal: a reference to a record in another ring (u32 source, offset, length, typeFlags)
 export const T_JSON = 7;
 export const T_SHAPE = 9;      // a key list announced once per output ring (codec/shapes.ts)
-export const T_SHAPED = 10;    // a flat object encoded by position against an announced shape       // plain objects and arrays of JSON values: JSON is several times faster than v8.serialize
+export const T_SHAPED = 10;    // a flat object encoded by position against an announced shape
 
 /** Flags (high 16 bits of the ring's typeFlags). */
 export const F_BUFFER = 1;      // T_BYTES: was a Node Buffer

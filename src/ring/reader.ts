@@ -3,7 +3,7 @@
 // capacity/8 bytes, or flush()), for the same cache-line reason as the writer's publish.
 import { layout as L } from '../native.js';
 import { attachRing, RingMemory, type RingDescriptor } from './ring.js';
-import { abortedError, DEFAULT_SPIN, park, parkSync, SpinBudget, type WaitOptions } from './wait.js';
+import { abortedError, DEFAULT_SPIN, park, parkSync, SpinBudget, type ParkSpec, type WaitOptions } from './wait.js';
 
 export interface ReaderOptions {
   /** Hand space back after this many releases. Default 32. */
@@ -27,6 +27,8 @@ export const EMPTY = -1;
 export const END = -2;
 
 const HDR = 16;
+/** A parked reader's first sleep (ms): the most a busy writer's unannounced records wait for it. */
+const DATA_SLICE_MS = 2;
 
 export class RingReader {
   readonly mem: RingMemory;
@@ -126,7 +128,7 @@ export class RingReader {
     if (this.holds.length === 0) this.retired = this.pos;
     this.pendingBytes += this.size;
     this.size = 0;
-    if (++this.pending >= this.releaseEvery || this.pendingBytes >= this.releaseBytes) this.flush();
+    if (++this.pending >= this.releaseEvery || this.pendingBytes >= this.releaseBytes) this.publish(false);
   }
 
   /**
@@ -154,12 +156,22 @@ export class RingReader {
     return this.holds.length;
   }
 
-  /** Hands released space back to writers and wakes a parked one. */
+  /** Hands released space back to writers and wakes a parked one (call it before stopping). */
   flush(): void {
+    this.publish(true);
+  }
+
+  /**
+   * Stores the read position. `eager`: wake a parked writer whatever it waits for, as this reader
+   * may stop for a while; otherwise (batched releases, more to come) only once past the position
+   * a single producer asked for (ring.h, spaceWant), so it wakes once per large chunk of space.
+   */
+  private publish(eager: boolean): void {
     Atomics.store(this.i32, this.slotIdx, this.retired | 0);
     this.pending = 0;
     this.pendingBytes = 0;
-    if (Atomics.load(this.i32, L.offWritersWaiting >> 2) !== 0) this.mem.wake(L.offSpaceSeq);
+    if (Atomics.load(this.i32, L.offWritersWaiting >> 2) === 0) return;
+    if (eager || this.mp || ((this.retired - Atomics.load(this.i32, L.offSpaceWant >> 2)) | 0) >= 0) this.mem.wake(L.offSpaceSeq);
   }
 
   /** True when next() would not return EMPTY. */
@@ -171,13 +183,33 @@ export class RingReader {
   /** Waits until next() has something to say. Hands back released space first. */
   waitForData(options?: WaitOptions): Promise<void> {
     this.flush();
-    return park(this.mem, L.offDataSeq, L.offReadersWaiting, () => this.ready(), () => this.mem.writerPids(), options, this.spin);
+    return park(this.mem, this.dataSpec(), options);
   }
 
   /** Blocking waitForData(), for threads and processes with nothing else to do. */
   waitForDataSync(timeoutMs?: number): void {
     this.flush();
-    parkSync(this.mem, L.offDataSeq, L.offReadersWaiting, () => this.ready(), () => this.mem.writerPids(), timeoutMs, this.spin);
+    parkSync(this.mem, this.dataSpec(), timeoutMs);
+  }
+
+  /**
+   * The only reader of a ring asks for a quarter of it before writers' batched publishes wake it
+   * (ring.h, dataWant); a writer that stops publishes and wakes it at once, and the first sleep
+   * lasts at most DATA_SLICE_MS, which bounds the delay a writer that never stops adds.
+   */
+  private dataSpec(): ParkSpec {
+    const ready = () => this.ready();
+    const pids = () => this.mem.writerPids();
+    if (this.mem.readerSlots > 1) return { seqOff: L.offDataSeq, waitingOff: L.offReadersWaiting, ready, pids, spin: this.spin };
+    const want = (this.pos + (this.mem.capacity >>> 2)) >>> 0;
+    // Stored before park() counts this reader as waiting: a writer that sees the count sees this.
+    Atomics.store(this.i32, L.offDataWant >> 2, want | 0);
+    return {
+      seqOff: L.offDataSeq, waitingOff: L.offReadersWaiting, pids, spin: this.spin, settle: ready,
+      ready: () => this.mem.state() !== L.stateOpen || ((Atomics.load(this.i32, L.offWritePos >> 2) - want) | 0) >= 0,
+      relax: () => Atomics.store(this.i32, L.offDataWant >> 2, this.pos | 0),
+      firstSliceMs: DATA_SLICE_MS,
+    };
   }
 
   /** Copy path: the next record's payload copied into `into` (or a fresh array); null at the end. */

@@ -1,7 +1,9 @@
 // Parking a ring end: spin briefly, then sleep on a futex word until the other side bumps it.
 // Private rings park with Atomics.waitAsync/wait (V8's own wait lists); cross-process rings with
 // real futexes through the addon, since Atomics.notify cannot reach another process. Parking costs
-// tens of microseconds, so the protocol only parks when a spin found nothing, never per record.
+// tens of microseconds, so the protocol only parks when a spin found nothing, never per record,
+// and a parked end asks for a quarter of the ring (records or space) before the other side's hot
+// path wakes it: one wake per large chunk, not one per batch of 64 (ring.h, dataWant/spaceWant).
 import { layout as L, native } from '../native.js';
 import { RingError } from '../errors.js';
 import type { RingMemory } from './ring.js';
@@ -75,38 +77,50 @@ function checkPeers(mem: RingMemory, pids: () => number[]): void {
 }
 
 /** How long the next sleep may last; throws when the ring was aborted or the wait timed out. */
-function nextSlice(mem: RingMemory, deadline: number, timeoutMs: number | undefined): number {
+function nextSlice(mem: RingMemory, deadline: number, timeoutMs: number | undefined, slice: number): number {
   if (mem.state() === L.stateAborted) throw abortedError(mem);
-  const ms = Math.min(SLICE_MS, deadline - Date.now());
+  const ms = Math.min(slice, deadline - Date.now());
   if (ms <= 0) throw new RingError('ERR_TIMEOUT', `timed out after ${timeoutMs} ms waiting on a ring`);
   return ms;
 }
 
-/**
- * Waits until `ready()` is true. `seqOff` is the futex word, `waitingOff` the counter that tells
- * the other side to bump it. `pids` lists the peers whose death ends the wait.
- */
-export async function park(
-  mem: RingMemory,
-  seqOff: number,
-  waitingOff: number,
-  ready: () => boolean,
-  pids: () => number[],
-  options: WaitOptions = {},
-  spin?: SpinBudget,
-): Promise<void> {
-  if (spin?.spin(ready)) return;
+/** What a ring end waits for, and on which futex word. */
+export interface ParkSpec {
+  /** The futex word the other side bumps, and the counter that tells it to. */
+  seqOff: number;
+  waitingOff: number;
+  /** What this end waits for (also what the spin looks for). */
+  ready: () => boolean;
+  /**
+   * Enough once woken (default: `ready`). The other side wakes a waiter early when it is about
+   * to stop, and then `ready()` may never come.
+   */
+  settle?: () => boolean;
+  /** After a wake that found nothing: from now on, any progress should wake this end. */
+  relax?: () => void;
+  /** Length of the first sleep (ms; later ones: SLICE_MS): bounds the wait for a peer that never wakes it early. */
+  firstSliceMs?: number;
+  /** Peers whose death ends the wait. */
+  pids: () => number[];
+  spin?: SpinBudget;
+}
+
+/** Waits until `spec.ready()` (or, once woken, `spec.settle()`) is true. */
+export async function park(mem: RingMemory, spec: ParkSpec, options: WaitOptions = {}): Promise<void> {
+  const { ready, settle = ready } = spec;
+  if (spec.spin?.spin(ready)) return;
   const deadline = options.timeoutMs === undefined ? Infinity : Date.now() + options.timeoutMs;
-  const seqIdx = seqOff >> 2, waitingIdx = waitingOff >> 2;
+  const seqIdx = spec.seqOff >> 2, waitingIdx = spec.waitingOff >> 2;
+  let slice = spec.firstSliceMs ?? SLICE_MS;
   for (;;) {
     const seq = Atomics.load(mem.i32, seqIdx);
     Atomics.add(mem.i32, waitingIdx, 1);
     try {
       if (ready()) return;
       options.signal?.throwIfAborted();
-      const ms = nextSlice(mem, deadline, options.timeoutMs);
+      const ms = nextSlice(mem, deadline, options.timeoutMs, slice);
       if (mem.crossProcess) {
-        await native.futexWaitAsync(mem.buffer, seqOff, seq, ms);
+        await native.futexWaitAsync(mem.buffer, spec.seqOff, seq, ms);
       } else {
         const r = Atomics.waitAsync(mem.i32, seqIdx, seq, ms);
         if (r.async) {
@@ -120,36 +134,34 @@ export async function park(
     } finally {
       Atomics.sub(mem.i32, waitingIdx, 1);
     }
-    if (ready()) return;
-    checkPeers(mem, pids);
+    if (settle()) return;
+    checkPeers(mem, spec.pids);
+    spec.relax?.();
+    slice = SLICE_MS;
   }
 }
 
 /** Blocking form of park(), for worker threads and child processes that have nothing else to do. */
-export function parkSync(
-  mem: RingMemory,
-  seqOff: number,
-  waitingOff: number,
-  ready: () => boolean,
-  pids: () => number[],
-  timeoutMs = Infinity,
-  spin?: SpinBudget,
-): void {
-  if (spin?.spin(ready)) return;
+export function parkSync(mem: RingMemory, spec: ParkSpec, timeoutMs = Infinity): void {
+  const { ready, settle = ready } = spec;
+  if (spec.spin?.spin(ready)) return;
   const deadline = Date.now() + timeoutMs;
-  const seqIdx = seqOff >> 2, waitingIdx = waitingOff >> 2;
+  const seqIdx = spec.seqOff >> 2, waitingIdx = spec.waitingOff >> 2;
+  let slice = spec.firstSliceMs ?? SLICE_MS;
   for (;;) {
     const seq = Atomics.load(mem.i32, seqIdx);
     Atomics.add(mem.i32, waitingIdx, 1);
     try {
       if (ready()) return;
-      const ms = nextSlice(mem, deadline, timeoutMs);
-      if (mem.crossProcess) native.futexWait(mem.buffer, seqOff, seq, ms);
+      const ms = nextSlice(mem, deadline, timeoutMs, slice);
+      if (mem.crossProcess) native.futexWait(mem.buffer, spec.seqOff, seq, ms);
       else Atomics.wait(mem.i32, seqIdx, seq, ms);
     } finally {
       Atomics.sub(mem.i32, waitingIdx, 1);
     }
-    if (ready()) return;
-    checkPeers(mem, pids);
+    if (settle()) return;
+    checkPeers(mem, spec.pids);
+    spec.relax?.();
+    slice = SLICE_MS;
   }
 }

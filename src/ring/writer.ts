@@ -5,7 +5,7 @@
 import { layout as L } from '../native.js';
 import { RingError } from '../errors.js';
 import { attachRing, maxPayload, RingMemory, type RingDescriptor } from './ring.js';
-import { abortedError, DEFAULT_SPIN, park, parkSync, SpinBudget, type WaitOptions } from './wait.js';
+import { abortedError, DEFAULT_SPIN, park, parkSync, SpinBudget, type ParkSpec, type WaitOptions } from './wait.js';
 
 export interface WriterOptions {
   /** Publish after this many commits. Default 32. */
@@ -120,7 +120,7 @@ export class RingWriter {
     }
     this.claimPos = -1;
     this.pendingBytes += this.claimSize;
-    if (++this.pending >= this.publishEvery || this.pendingBytes >= this.publishBytes) this.flush();
+    if (++this.pending >= this.publishEvery || this.pendingBytes >= this.publishBytes) this.publish(false);
   }
 
   /** Drops the claimed record. */
@@ -134,20 +134,38 @@ export class RingWriter {
     this.claimPos = -1;
   }
 
-  /** Publishes what was committed and wakes parked readers. */
+  /** Publishes what was committed and wakes parked readers (call it before stopping). */
   flush(): void {
+    this.publish(true);
+  }
+
+  /**
+   * Stores the write position. `eager`: wake parked readers whatever they wait for, as this
+   * writer may stop for a while; otherwise (batched commits, more to come) only once past the
+   * position the ring's only reader asked for (ring.h, dataWant).
+   */
+  private publish(eager: boolean): void {
     // Once per batch, not per record: a writer into an aborted ring learns it here.
     if (Atomics.load(this.i32, L.offState >> 2) === L.stateAborted && !this.closed) throw abortedError(this.mem);
     if (!this.mp) Atomics.store(this.i32, L.offWritePos >> 2, this.pos | 0);
     this.pending = 0;
     this.pendingBytes = 0;
-    if (Atomics.load(this.i32, L.offReadersWaiting >> 2) !== 0) this.mem.wake(L.offDataSeq);
+    if (Atomics.load(this.i32, L.offReadersWaiting >> 2) === 0) return;
+    if (eager || this.mem.readerSlots > 1) this.mem.wake(L.offDataSeq);
+    else {
+      const pos = this.mp ? Atomics.load(this.i32, L.offWritePos >> 2) : this.pos;
+      if (((pos - Atomics.load(this.i32, L.offDataWant >> 2)) | 0) >= 0) this.mem.wake(L.offDataSeq);
+    }
   }
 
-  /** Waits until a claim of `length` bytes can succeed. Publishes first, so readers can drain. */
+  /**
+   * Waits until a claim of `length` bytes can succeed. Publishes first, so readers can drain.
+   * A single producer sleeps until a quarter of the ring is free (or a reader stops), not until
+   * the next few records fit: one wake per large chunk instead of one per reader batch.
+   */
   waitForSpace(length: number, align: 16 | 64 = 16, options?: WaitOptions): Promise<void> {
     this.flush();
-    return park(this.mem, L.offSpaceSeq, L.offWritersWaiting, () => this.fits(length, align), () => this.mem.readerPids(), options, this.spin);
+    return park(this.mem, this.spaceSpec(() => this.fits(length, align), length, align), options);
   }
 
   /**
@@ -156,13 +174,35 @@ export class RingWriter {
    */
   waitForReaders(done: () => boolean, options?: WaitOptions): Promise<void> {
     this.flush();
-    return park(this.mem, L.offSpaceSeq, L.offWritersWaiting, done, () => this.mem.readerPids(), options, this.spin);
+    return park(this.mem, this.spaceSpec(done), options);
   }
 
   /** Blocking waitForSpace(), for threads and processes with nothing else to do. */
   waitForSpaceSync(length: number, align: 16 | 64 = 16, timeoutMs?: number): void {
     this.flush();
-    parkSync(this.mem, L.offSpaceSeq, L.offWritersWaiting, () => this.fits(length, align), () => this.mem.readerPids(), timeoutMs, this.spin);
+    parkSync(this.mem, this.spaceSpec(() => this.fits(length, align), length, align), timeoutMs);
+  }
+
+  /** What a parked writer waits for: `fits`, after a quarter of the ring is free when `length` is given. */
+  private spaceSpec(fits: () => boolean, length?: number, align: 16 | 64 = 16): ParkSpec {
+    const base = { seqOff: L.offSpaceSeq, waitingOff: L.offWritersWaiting, pids: () => this.mem.readerPids(), spin: this.spin };
+    // Several producers share the word, and waitForReaders() waits for any progress: wake on every batch.
+    const relax = () => Atomics.store(this.i32, L.offSpaceWant >> 2, this.minReadPos(this.pos) | 0);
+    if (this.mp) return { ...base, ready: fits };
+    if (length === undefined) {
+      relax();
+      return { ...base, ready: fits };
+    }
+    const total = this.span(this.pos, length, align);
+    const want = (this.pos + total + Math.min(this.cap >>> 2, this.cap - total) - this.cap) >>> 0;
+    // Stored before park() counts this writer as waiting: a reader that sees the count sees this.
+    Atomics.store(this.i32, L.offSpaceWant >> 2, want | 0);
+    const passed = () => {
+      if (this.mem.state() !== L.stateOpen) return true;
+      this.cachedMin = this.minReadPos(this.pos);
+      return ((this.cachedMin - want) | 0) >= 0;
+    };
+    return { ...base, ready: passed, settle: fits, relax };
   }
 
   /** Claims, waiting for space as needed. */
@@ -208,14 +248,18 @@ export class RingWriter {
     return this.closed;
   }
 
+  /** Bytes from `pos` a claim of `length` may take, wrap padding included. */
+  private span(pos: number, length: number, align: 16 | 64): number {
+    const need = ((HDR + length + 15) & ~15) + (align === 64 ? 48 : 0);
+    const off = pos & this.mask;
+    return off + need > this.cap ? this.cap - off + need : need;
+  }
+
   private fits(length: number, align: 16 | 64): boolean {
     if (this.mem.state() !== L.stateOpen) return true;  // let claim() report it
     const pos = this.mp ? Atomics.load(this.i32, L.offWritePos >> 2) >>> 0 : this.pos;
-    const need = ((HDR + length + 15) & ~15) + (align === 64 ? 48 : 0);
-    const off = pos & this.mask;
-    const total = off + need > this.cap ? this.cap - off + need : need;
     this.cachedMin = this.minReadPos(pos);
-    return ((pos + total - this.cachedMin) >>> 0) <= this.cap;
+    return ((pos + this.span(pos, length, align) - this.cachedMin) >>> 0) <= this.cap;
   }
 
   private pad(at: number, bytes: number): number {

@@ -63,6 +63,22 @@ export async function runReplica(plan: ReplicaPlan, code: LoadedCode, send: Send
       for (const p of inputs) p.flush();
     };
   }
+  // Records are published in batches of 64; when the code awaits something that really takes
+  // time, publish at the next turn of the event loop instead of holding them back meanwhile.
+  let flushScheduled = false;
+  const flushOutputs = () => {
+    flushScheduled = false;
+    try {
+      for (const o of outputs) o.flush();
+    } catch {
+      // Aborted ring: the hot loop reports it at its next write.
+    }
+  };
+  const flushSoon = () => {
+    if (flushScheduled || outputs.length === 0) return;
+    flushScheduled = true;
+    setImmediate(flushOutputs);
+  };
   const skipped: SkippedRecord[] = [];
   let skippedCount = 0;
   let outSeq = 0;   // for resequencing segments
@@ -211,6 +227,7 @@ export async function runReplica(plan: ReplicaPlan, code: LoadedCode, send: Send
           index = outSeq;
           const p = emit(v, outSeq);
           if (p) await p;
+          flushSoon();
         }
       } else {
         throw new TypeError(`source '${seg.name}' must be a generator (or return an iterable), got ${typeof iterable}`);
@@ -267,7 +284,10 @@ export async function runReplica(plan: ReplicaPlan, code: LoadedCode, send: Send
         let forwarded = false;
         try {
           out = withCtx ? run(value, ctx) : run(value);
-          if (out instanceof Promise) out = await out;
+          if (out instanceof Promise) {
+            flushSoon();
+            out = await out;
+          }
           if (canForward) forwarded = await tryForward(port, value, out, plan.resequence ? outSeq : index);
           if (!forwarded) {
             const p = emit(out, plan.resequence ? outSeq : index);
@@ -303,7 +323,10 @@ export async function runReplica(plan: ReplicaPlan, code: LoadedCode, send: Send
         index = outSeq;
         try {
           let out = run(...values, ctx);
-          if (out instanceof Promise) out = await out;
+          if (out instanceof Promise) {
+            flushSoon();
+            out = await out;
+          }
           const p = emit(out, outSeq);
           if (p) await p;
         } catch (e) {
