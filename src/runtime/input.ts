@@ -21,6 +21,8 @@ interface Lane {
   index: number;
   /** The writer's input rings, for records it forwarded by reference. */
   sources: RingViews[];
+  /** Bytes of forwarded records released since the last hand-back. */
+  forwardedBytes: number;
   /** Shapes the writer announced (codec/shapes.ts). */
   shapes: ShapeDecoder;
   /** Int32 index of the claim counter shared with the other readers of the work, or -1. */
@@ -62,7 +64,7 @@ class Group {
       const claimIdx = claimSlot === undefined ? -1 : (L.offReaders + claimSlot * L.line + L.readerClaim) >> 2;
       return {
         reader, views: new RingViews(reader.bytes), index: nextIndex(), sources: srcViews, shapes: new ShapeDecoder(),
-        claimIdx, ordinal: 0, bound: 0, ended: false,
+        claimIdx, ordinal: 0, bound: 0, ended: false, forwardedBytes: 0,
       };
     });
   }
@@ -276,15 +278,22 @@ export class InputPort {
   /** Overwrites the current record's payload (debug aid), unless other readers share the ring. */
   poison(): void {
     const r = this.lane!.reader;
-    if (r.mem.readerSlots === 1) r.bytes.fill(0xdd, r.offset, r.offset + r.length);
+    // A forward's payload is only a reference (release() still reads it); its record lies upstream.
+    if (r.mem.readerSlots === 1 && r.type !== T_FORWARD) r.bytes.fill(0xdd, r.offset, r.offset + r.length);
   }
 
   release(): void {
-    const r = this.lane!.reader;
-    // A forward stands for a large record held upstream: hand it back now, not in a batch.
-    const big = r.type === T_FORWARD && this.lane!.views.u32[(r.offset >>> 2) + 2]! >= 65536;
+    const lane = this.lane!, r = lane.reader;
+    if (r.type !== T_FORWARD) return r.release();
+    // A forward stands for a record held in the writer's input ring: hand forwards back once they
+    // stand for an eighth of that ring, not after 64 of them (which may be all of it).
+    const w = r.offset >>> 2;
+    lane.forwardedBytes += lane.views.u32[w + 2]!;
     r.release();
-    if (big) r.flush();
+    if (lane.forwardedBytes >= lane.sources[lane.views.u32[w]!]!.bytes.byteLength >>> 3) {
+      lane.forwardedBytes = 0;
+      r.flush();
+    }
   }
 
   /** True when a writer of one of this port's rings is waiting for space. */

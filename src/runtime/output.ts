@@ -19,6 +19,8 @@ export class OutputPort {
   private readonly forwards: { end: number; reader: RingReader; hold: Hold }[] = [];
   /** Readers can map this replica's input rings (see OutputPlan.forward). */
   readonly canForward: boolean;
+  /** Bytes of records forwarded since the last publish. */
+  private forwardedBytes = 0;
   /** Milliseconds spent waiting for space (backpressure). */
   waitedMs = 0;
   written = 0;
@@ -73,8 +75,13 @@ export class OutputPort {
     u32[w + 3] = src.typeFlags;
     this.writer.commit();
     this.forwards.push({ end: this.writer.position, reader: held.reader, hold: held.hold });
-    // A 16-byte forward stands for a large record: publish it now, not with the next 64.
-    if (src.length >= 65536) this.writer.flush();
+    // A 16-byte forward stands for a record held in the input ring: publish once they stand for
+    // an eighth of that ring, not after 64 of them (which may be all of it).
+    this.forwardedBytes += src.length;
+    if (this.forwardedBytes >= held.reader.mem.capacity >>> 3) {
+      this.forwardedBytes = 0;
+      this.writer.flush();
+    }
   }
 
   /** Gives back the input records every reader is done with; true when some were. */
@@ -82,14 +89,15 @@ export class OutputPort {
     const f = this.forwards;
     if (f.length === 0) return false;
     const done = this.writer.readersPosition();
-    let any = false;
+    let last: RingReader | undefined;
     while (f.length && ((done - f[0]!.end) | 0) >= 0) {
       const x = f.shift()!;
       x.reader.unhold(x.hold);
-      x.reader.flush();
-      any = true;
+      if (last && last !== x.reader) last.flush();
+      last = x.reader;
     }
-    return any;
+    last?.flush();
+    return last !== undefined;
   }
 
   /** Waits (at most `timeoutMs`) until readers give back at least one forwarded record. */
