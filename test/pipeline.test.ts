@@ -134,6 +134,16 @@ describe.each(modes)('isolation %s', (isolation) => {
     }
   });
 
+  it('sources start once every segment has loaded and set up', async () => {
+    const r = await new Pipeline()
+      .add(new Source(f.startTime), o)
+      .add(new Sink(f.SlowSetup, { options: { ms: 600 } }), o)
+      .run();
+    const { readyAt, got } = r.results.SlowSetup![0] as { readyAt: number; got: number[] };
+    expect(got).toHaveLength(1);
+    expect(got[0]).toBeGreaterThanOrEqual(readyAt);
+  });
+
   it('run() can be called again on the same pipeline', async () => {
     const p = new Pipeline().add(new Source(f.zeroToNine), o).add(new Sink(f.RunningTotal, { options: { prefix: '' } }), o);
     expect((await p.run()).results.RunningTotal).toEqual(['45/10']);

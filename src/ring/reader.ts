@@ -156,16 +156,15 @@ export class RingReader {
     return this.holds.length;
   }
 
-  /** Hands released space back to writers and wakes a parked one (call it before stopping). */
-  flush(): void {
-    this.publish(true);
+  /**
+   * Hands released space back to writers. `eager` (the default, before stopping): wake a parked
+   * writer whatever it waits for; false (more releases follow soon): only once past the position a
+   * single producer asked for (ring.h, spaceWant), so it wakes once per large chunk of space.
+   */
+  flush(eager = true): void {
+    this.publish(eager);
   }
 
-  /**
-   * Stores the read position. `eager`: wake a parked writer whatever it waits for, as this reader
-   * may stop for a while; otherwise (batched releases, more to come) only once past the position
-   * a single producer asked for (ring.h, spaceWant), so it wakes once per large chunk of space.
-   */
   private publish(eager: boolean): void {
     Atomics.store(this.i32, this.slotIdx, this.retired | 0);
     this.pending = 0;

@@ -93,10 +93,11 @@ export class OutputPort {
     while (f.length && ((done - f[0]!.end) | 0) >= 0) {
       const x = f.shift()!;
       x.reader.unhold(x.hold);
-      if (last && last !== x.reader) last.flush();
+      if (last && last !== x.reader) last.flush(false);
       last = x.reader;
     }
-    last?.flush();
+    // Not eager: this replica goes on; before it stops, its input waits flush eagerly.
+    last?.flush(false);
     return last !== undefined;
   }
 

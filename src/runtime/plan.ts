@@ -70,6 +70,7 @@ export interface ReplicaPlan {
 
 /** Messages from a runner to the supervisor. */
 export type RunnerMessage =
+  | { type: 'ready' }
   | { type: 'done'; result: unknown; skipped: SkippedRecord[]; skippedCount: number }
   | { type: 'error'; error: SerializedError; index: number | null }
   | { type: 'aborted' };

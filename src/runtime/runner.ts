@@ -41,7 +41,12 @@ export async function loadCode(plan: ReplicaPlan): Promise<LoadedCode> {
 
 class AbortedRun extends Error {}
 
-export async function runReplica(plan: ReplicaPlan, code: LoadedCode, send: Send): Promise<void> {
+/**
+ * Runs one replica. `go` resolves once every replica of the run has loaded its code and set up:
+ * sources wait for it, so the stream starts when every stage can take it (as a benchmark's peer
+ * starts on 'go'), and a source's running time is the stream's.
+ */
+export async function runReplica(plan: ReplicaPlan, code: LoadedCode, send: Send, go?: Promise<void>): Promise<void> {
   const seg = plan.segment;
   const stats = attachStats(plan.stats, plan.statsSlot);
   stats[STAT_START] = Date.now();
@@ -213,6 +218,11 @@ export async function runReplica(plan: ReplicaPlan, code: LoadedCode, send: Send
   let result: unknown;
   try {
     if (instance?.setup) await instance.setup(seg.options, ctx);
+    send({ type: 'ready' });
+    if (seg.kind === 'source' && go) {
+      await go;
+      stats[STAT_START] = Date.now();
+    }
 
     if (seg.kind === 'source') {
       const iterable = instance ? instance.run(ctx) : run(seg.options, ctx);

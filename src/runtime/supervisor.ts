@@ -91,7 +91,10 @@ interface Replica {
   node: GraphNode;
   plan: ReplicaPlan;
   done: boolean;
+  ready?: boolean;
   stop?: () => Promise<void>;
+  /** Tells the replica every replica is ready (sources start then). */
+  go?: () => void;
 }
 
 function resequences(node: GraphNode, writersOf: Map<Stream, GraphNode[]>): boolean {
@@ -294,9 +297,24 @@ async function supervise(graph: Graph, replicas: Replica[], rings: Ring[], view:
   let settle!: () => void;
   const allDone = new Promise<void>((r) => (settle = r));
 
+  // Sources start once every replica loaded its code and set up (or ended: a crashed sink's
+  // absence must not hold the run back), and at once when the run fails.
+  let notReady = replicas.length, released = false;
+  const release = () => {
+    if (released) return;
+    released = true;
+    for (const r of replicas) if (!r.done) r.go?.();
+  };
+  const readied = (r: Replica) => {
+    if (r.ready) return;
+    r.ready = true;
+    if (--notReady === 0) release();
+  };
+
   const fail = (err: Error) => {
     if (failure) return;
     failure = err;
+    release();
     for (const ring of rings) ring.abort(ABORT_GENERIC);  // every parked side wakes and stops
     // Code stuck in a loop never reaches a ring: terminate what has not stopped within a second.
     setTimeout(() => {
@@ -306,11 +324,13 @@ async function supervise(graph: Graph, replicas: Replica[], rings: Ring[], view:
 
   const finished = (r: Replica) => {
     if (r.done) return;
+    readied(r);
     r.done = true;
     if (--remaining === 0) settle();
   };
 
   const onMessage = (r: Replica, m: RunnerMessage) => {
+    if (m.type === 'ready') return readied(r);
     if (m.type === 'done') {
       results[r.node.segment.name]![r.plan.replica] = m.result;
       skipped.push(...m.skipped);
@@ -374,9 +394,12 @@ function start(
   if (iso === 'local') {
     const seg = r.node.segment;
     const code: LoadedCode = { impl: seg.impl as LoadedCode['impl'], onError: typeof r.node.options.onError === 'function' ? r.node.options.onError : undefined };
+    let go!: () => void;
+    const going = new Promise<void>((resolve) => (go = resolve));
+    r.go = go;
     // Later in this tick, so every replica is started before any runs.
     queueMicrotask(() => {
-      runReplica(r.plan, code, (m) => onMessage(r, m)).catch((e) => {
+      runReplica(r.plan, code, (m) => onMessage(r, m), going).catch((e) => {
         fail(e as Error);
         onExit(r, null);
       });
@@ -386,7 +409,7 @@ function start(
   }
   let gotFinal = false;
   const handle = (m: RunnerMessage) => {
-    gotFinal = true;
+    if (m.type !== 'ready') gotFinal = true;
     onMessage(r, m);
   };
   if (iso === 'thread') {
@@ -399,8 +422,9 @@ function start(
       : new Worker(entryFile, { workerData: { plan: r.plan }, execArgv: [], env: r.node.options.env ? { ...process.env, ...r.node.options.env } : undefined });
     worker.on('message', (m: RunnerMessage) => {
       handle(m);
-      void worker.terminate();  // the runner's last word: user code may still hold handles open
+      if (m.type !== 'ready') void worker.terminate();  // the runner's last word: user code may still hold handles open
     });
+    r.go = () => worker.postMessage('go');
     let error: Error | undefined;
     worker.on('error', (e) => (error = e));
     worker.on('exit', (code) => onExit(r, gotFinal ? null : error ? `uncaught ${error.name}: ${error.message}` : `worker thread exited with code ${code}`));
@@ -415,8 +439,11 @@ function start(
   });
   child.on('message', (m: RunnerMessage) => {
     handle(m);
-    setTimeout(() => child.kill('SIGKILL'), 2000).unref();  // it exits by itself; this is for stray handles
+    if (m.type !== 'ready') setTimeout(() => child.kill('SIGKILL'), 2000).unref();  // it exits by itself; this is for stray handles
   });
+  r.go = () => {
+    if (child.connected) child.send('go');
+  };
   child.on('exit', (code, signal) =>
     onExit(r, gotFinal ? null : signal ? `process killed by ${signal}` : `process exited with code ${code}`),
   );

@@ -7,7 +7,7 @@ import { serializeError, type ReplicaPlan, type RunnerMessage } from './plan.js'
 // code that also runs a pipeline at import time).
 (globalThis as Record<symbol, unknown>)[Symbol.for('ringpipe.worker')] = true;
 
-async function main(plan: ReplicaPlan, send: (m: RunnerMessage) => void): Promise<void> {
+async function main(plan: ReplicaPlan, send: (m: RunnerMessage) => void, go: Promise<void>): Promise<void> {
   let code;
   try {
     code = await loadCode(plan);
@@ -15,12 +15,25 @@ async function main(plan: ReplicaPlan, send: (m: RunnerMessage) => void): Promis
     send({ type: 'error', error: serializeError(e), index: null });
     return;
   }
-  await runReplica(plan, code, send);
+  await runReplica(plan, code, send, go);
+}
+
+/** Resolves on the supervisor's 'go' (every replica is ready). */
+function goFrom(on: (listener: (m: unknown) => void) => void, off: (listener: (m: unknown) => void) => void): Promise<void> {
+  return new Promise((resolve) => {
+    const listener = (m: unknown) => {
+      if (m !== 'go') return;
+      off(listener);
+      resolve();
+    };
+    on(listener);
+  });
 }
 
 if (!isMainThread && parentPort) {
   const port = parentPort;
-  void main((workerData as { plan: ReplicaPlan }).plan, (m) => port.postMessage(m));
+  const go = goFrom((l) => port.on('message', l), (l) => port.off('message', l));
+  void main((workerData as { plan: ReplicaPlan }).plan, (m) => port.postMessage(m), go);
 } else if (process.send) {
   // Orphaned (the supervisor died): nothing left to do.
   process.on('disconnect', () => process.exit(1));
@@ -28,12 +41,19 @@ if (!isMainThread && parentPort) {
   // this runner then ends cleanly) rather than every segment dying on its own.
   process.on('SIGINT', () => {});
   process.once('message', (msg: { plan: ReplicaPlan }) => {
-    void main(msg.plan, (m) =>
-      process.send!(m, () => {
-        process.disconnect();
-        process.exitCode = 0;
-        setImmediate(() => process.exit(0));
-      }),
+    const go = goFrom((l) => process.on('message', l), (l) => process.off('message', l));
+    void main(
+      msg.plan,
+      (m) => {
+        if (m.type === 'ready') return void process.send!(m);
+        // The runner's last word: once it is out, this process is done.
+        process.send!(m, () => {
+          process.disconnect();
+          process.exitCode = 0;
+          setImmediate(() => process.exit(0));
+        });
+      },
+      go,
     );
   });
 }
