@@ -17,6 +17,18 @@ describe.each(['thread', 'local'] as const)('graphs (%s)', (isolation) => {
     expect(r.results.Collect![0]).toEqual(expected);
   });
 
+  it('a reader of a broadcast stream that stops early lets go; the others get every record', async () => {
+    const g = new Graph();
+    const s = new Stream('numbers', { capacity: 4096 });  // ~100 records: a cursor left behind would stall the run
+    g.add(new Source(f.zeroTo, { options: { n: 3000 } }), { ...o, out: s });
+    g.add(new Sink(f.Collect), { ...o, in: s });
+    g.add(new Sink(f.TakeThenStop, { options: { n: 5 } }), { ...o, in: s });
+    const r = await g.run({ signal: AbortSignal.timeout(20_000) });
+    expect(r.results.TakeThenStop![0]).toEqual([0, 1, 2, 3, 4]);
+    expect(r.results.Collect![0]).toEqual(Array.from({ length: 3000 }, (_, i) => i));
+    expect(r.segments.find((x) => x.name === 'TakeThenStop')!.recordsIn).toBe(5);
+  });
+
   it("ordered: false still delivers every record exactly once", async () => {
     const r = await new Pipeline()
       .add(new Source(f.zeroTo, { options: { n: 2000 } }), o)

@@ -93,7 +93,11 @@ export async function runReplica(plan: ReplicaPlan, code: LoadedCode, send: Send
   const instance = seg.isClass ? new (code.impl as new () => any)() : undefined;
   const run: Fn = instance ? instance.run.bind(instance) : (code.impl as Fn);
 
+  let stopped = false;
   const ctx: SegmentContext = {
+    stop: () => {
+      stopped = true;
+    },
     name: seg.name,
     replica: plan.replica,
     replicas: plan.replicas,
@@ -231,12 +235,14 @@ export async function runReplica(plan: ReplicaPlan, code: LoadedCode, send: Send
           index = outSeq;
           const p = emit(v, outSeq);
           if (p) await p;
+          if (stopped) break;
         }
       } else if (iterable && typeof iterable[Symbol.asyncIterator] === 'function') {
         for await (const v of iterable as AsyncIterable<unknown>) {
           index = outSeq;
           const p = emit(v, outSeq);
           if (p) await p;
+          if (stopped) break;
           flushSoon();
         }
       } else {
@@ -252,6 +258,7 @@ export async function runReplica(plan: ReplicaPlan, code: LoadedCode, send: Send
             port.release();
             pendingRelease = false;
           }
+          if (stopped) return;
           const r = port.next();
           if (r === END) return;
           if (r === EMPTY) {
@@ -312,6 +319,7 @@ export async function runReplica(plan: ReplicaPlan, code: LoadedCode, send: Send
         }
         stats[STAT_IN] = ++n;
         if ((n & 1023) === 0) updateStats();
+        if (stopped) break;
       }
     } else {
       // Several inputs: one record from each per call; the first input to end ends the segment.
@@ -347,9 +355,12 @@ export async function runReplica(plan: ReplicaPlan, code: LoadedCode, send: Send
           port.release();
         }
         stats[STAT_IN] = ++n;
+        if (stopped) break;
       }
-      for (const port of inputs) port.detach();
     }
+    // Whatever ended the loop (the inputs, the first of several inputs, ctx.stop()), upstream
+    // need not wait for this replica's cursors any more.
+    for (const port of inputs) port.detach();
 
     if (instance?.teardown) result = await instance.teardown(ctx);
     for (const port of inputs) port.flush();

@@ -22,6 +22,12 @@ export interface SegmentContext<O = unknown> {
    * is handed on without a copy. At most one may be pending per output port.
    */
   tensor<D extends DType = 'float32'>(shape: number[], dtype?: D, port?: number): Promise<Tensor>;
+  /**
+   * Reads no more: after the current call this replica lets go of its inputs (writers stop waiting
+   * for it; other readers of a broadcast stream go on), its outputs end, and teardown runs. For a
+   * consumer that has seen enough, e.g. an early-stopped trainer.
+   */
+  stop(): void;
 }
 
 /** A class-style segment: `setup` and `teardown` run once per replica, inside the worker. */
