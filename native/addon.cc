@@ -162,7 +162,8 @@ class Waiter {
     }
     cv_.notify_one();
     thread_.join();  // a wait lasts one slice at most (the JS side waits in slices)
-    tsfn_.Release();
+    // No tsfn_.Release(): waiters die only with their environment, whose teardown closes every
+    // thread-safe function itself (and may have done so already: releasing it again aborts).
   }
   bool busy = false;  // touched on the JS thread only
   void Submit(Napi::Env env, WaitJob* job) {

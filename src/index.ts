@@ -29,7 +29,7 @@ export {
 export type {
   PipelineSpec, PipelineItemSpec, InputSpec, InputMode, StageContext, StageFunction, ExecuteOptions, JsonRunResult, StageResult,
   StageStatus, RunEvent, LoadOptions, LoadedPipeline, ConfigIssue, ArtifactResult, ResultsOptions, GcOptions, GcReport, StageRunner,
-  StageInvocation, LibraryStageImplementation,
+  StageInvocation, LibraryStageImplementation, JsonRunOptions,
 } from './config/index.js';
 export { FsArtifactStore, CacheError, canonicalJson, hashValue, hashModuleGraph, readRecordFile, RecordFileWriter, CACHE_FORMAT } from './cache/index.js';
 export type { ArtifactStore, ArtifactWriter, ArtifactManifest, ArtifactRecord, ArtifactInfo, CacheEntry } from './cache/index.js';
@@ -59,6 +59,14 @@ export type {
 export { epochEnd, isEpochEnd, isBatch, tensorRecord } from './train/records.js';
 export type { Batch, TensorRecord, TensorPair } from './train/records.js';
 export { saveModel, loadModel } from './train/model-io.js';
+export { trainerFeed } from './train/feed.js';
+export type { FeedOptions, EpochData } from './train/feed.js';
+export { readModelFiles, writeModelFiles, loadModelFiles } from './train/model-files.js';
+export type { ModelFiles } from './train/model-files.js';
+export { loadTrainedModel } from './config/trainer-stage.js';
+export type { TrainedModel, TrainerStageOptions } from './config/trainer-stage.js';
+export { readCheckpoint, latestCheckpoint } from './train/checkpoint.js';
+export type { TrainerCheckpoint, TrainerResume, TrainerState } from './train/checkpoint.js';
 export { BackendError, TrainerError, GpuError } from './train/errors.js';
 export { sweep, inProcessDataPath, trainerContext } from './sweep/sweep.js';
 export type { SweepOptions, SweepResult, DataPath, Wave, WaveEvents } from './sweep/sweep.js';
@@ -72,7 +80,7 @@ export { SweepControlError } from './sweep/control.js';
 // Past one machine: NATS JetStream links, work queue and agents, distributed sweeps, shared cache.
 export { ClusterConnection } from './cluster/connect.js';
 export type { ClusterOptions, ClusterTlsOptions } from './cluster/connect.js';
-export { ClusterError, LinkError, WorkError } from './cluster/errors.js';
+export { ClusterError, ClusterRunError, LinkError, WorkError } from './cluster/errors.js';
 export { LinkReader, LinkWriter, jetstreamSink, jetstreamSource } from './cluster/link.js';
 export type { LinkOptions, JetStreamLinkOptions, LinkSummary } from './cluster/link.js';
 export { Job, WorkQueue, submitJob, runJob } from './cluster/work.js';
@@ -84,4 +92,6 @@ export { clusterStatus } from './cluster/status.js';
 export type { ClusterStatus } from './cluster/status.js';
 export { clusterDataPath } from './cluster/sweep.js';
 export type { ClusterSweepOptions } from './cluster/sweep.js';
+export type { SweepClusterOptions } from './cluster/remote-sweep.js';
+export type { PipelineClusterOptions } from './cluster/remote-pipeline.js';
 export { SharedArtifactStore, sharedCache } from './cluster/cache.js';

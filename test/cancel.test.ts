@@ -3,6 +3,7 @@ import { readdirSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 
 const script = new URL('./fixtures/endless-run.ts', import.meta.url).pathname;
+const twoRuns = new URL('./fixtures/two-runs-exit.ts', import.meta.url).pathname;
 
 describe('SIGINT', () => {
   it('stops a run cleanly: run() rejects with ERR_CANCELLED, no process or shm left', async () => {
@@ -21,5 +22,16 @@ describe('SIGINT', () => {
     expect(code).toBe(130);
     expect(Date.now() - t0.at).toBeLessThan(3000);
     expect(readdirSync('/dev/shm').filter((n) => n.includes(`-p${child.pid}-`))).toEqual([]);
+  });
+});
+
+describe('exit', () => {
+  it('a process that ran two pipelines at once through the addon exits with code 0', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', twoRuns], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const code = await new Promise<number | null>((r) => child.on('exit', r));
+    expect(out.trim()).toBe('2000 2000');
+    expect(code).toBe(0);
   });
 });

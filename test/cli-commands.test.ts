@@ -3,6 +3,7 @@ import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { exampleProject } from '../src/cli/templates.js';
+import { LIBRARY_STAGE_TYPES } from '../src/config/library.js';
 import { cleanupProjects, cli, makeProject, parseJsonOutput, ROOT } from './fixtures/config/helpers.js';
 
 afterAll(cleanupProjects);
@@ -135,11 +136,19 @@ describe('run', () => {
   });
 
   it('a library stage that is not available: a warning, then exit 1 naming it', async () => {
-    const p = makeProject({ params: { type: 'parameters' }, t: { type: 'trainer', inputs: ['params'] } });
-    const r = await cli(['run', p.file, '--json']);
-    expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/warning: item 't', field 'type': stage type 'trainer' is not available/);
-    expect(parseJsonOutput(r.stdout).stages[0]).toMatchObject({ name: 't', status: 'failed', error: expect.stringMatching(/not available/) });
+    // Every library type ships now: make one's module go missing, as in a build without it.
+    const type = LIBRARY_STAGE_TYPES.image_preprocess as { module: string };
+    const module = type.module;
+    type.module = './not-built.js';
+    try {
+      const p = makeProject({ files: { type: 'file_folder', path: './data' }, t: { type: 'image_preprocess', inputs: ['files'] } });
+      const r = await cli(['run', p.file, '--json']);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/warning: item 't', field 'type': stage type 'image_preprocess' is not available/);
+      expect(parseJsonOutput(r.stdout).stages[0]).toMatchObject({ name: 't', status: 'failed', error: expect.stringMatching(/not available/) });
+    } finally {
+      type.module = module;
+    }
   });
 });
 

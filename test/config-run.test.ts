@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { JsonPipeline } from '../src/config/pipeline.js';
 import type { RunEvent, JsonRunResult } from '../src/config/executor.js';
+import { LIBRARY_STAGE_TYPES } from '../src/config/library.js';
 import { calls, cleanupProjects, makeProject } from './fixtures/config/helpers.js';
 
 afterAll(cleanupProjects);
@@ -183,6 +184,21 @@ describe('cache', () => {
     expect(statuses(second.result)).toEqual(['data:cached', 'trained[{"grid":{"lr":2}}]:cached', 'trained[{"grid":{"lr":3}}]:computed']);
   });
 
+  it('only: the named stage runs and the stages they read run, nothing else; an unknown one is refused', async () => {
+    const spec = {
+      params: { type: 'parameters', n: 2 },
+      grid: { type: 'grid_search_parameters', factor: [2, 3] },
+      data: { run: './steps.mjs#count', inputs: ['params'] },
+      scaled: { run: './steps.mjs#times', inputs: ['data', 'grid'] },
+    };
+    const project = makeProject(spec);
+    const p = await JsonPipeline.load(project.file);
+    const branch = (await p.plan()).byItem.get('scaled')![1]!.branch;
+    const r = await p.run({ only: [`scaled[${branch}]`] });
+    expect(r.stages.map((s) => `${s.name}${s.branch ? `[${s.branch}]` : ''}:${s.status}`)).toEqual(['data:computed', `scaled[${branch}]:computed`]);
+    expect(await p.run({ only: ['nothing'] }).catch((e) => e.code)).toBe('ERR_CONFIG');
+  });
+
   it('a diamond: both sides and the join run once each; the join reads both', async () => {
     const spec = {
       params: { type: 'parameters', n: 3 },
@@ -322,9 +338,18 @@ describe('failures', () => {
   it('an export that is not a function; a library stage type that is not available', async () => {
     const { result } = await run({ nf: { run: './steps.mjs#notAFunction' } });
     expect(result.stages[0]!.error).toMatchObject({ code: 'ERR_CONFIG', item: 'nf', field: 'run', message: expect.stringMatching(/not a function/) });
-    const lib = await run({ p: { type: 'parameters' }, t: { type: 'trainer', inputs: ['p'] } });
-    expect(lib.result.stages[0]).toMatchObject({ name: 't', status: 'failed' });
-    expect(lib.result.stages[0]!.error).toMatchObject({ code: 'ERR_NOT_AVAILABLE', message: expect.stringMatching(/stage type 'trainer' is not available/) });
+    // Every library type ships now: make one's module go missing, as in a build without it.
+    const type = LIBRARY_STAGE_TYPES.image_preprocess as { module: string };
+    const module = type.module;
+    type.module = './not-built.js';
+    try {
+      const lib = await run({ images: { type: 'file_folder', path: './data' }, t: { type: 'image_preprocess', inputs: ['images'] } });
+      expect(lib.p.loaded.warnings[0]).toMatchObject({ item: 't', field: 'type', message: expect.stringMatching(/is not part of this build/) });
+      expect(lib.result.stages[0]).toMatchObject({ name: 't', status: 'failed' });
+      expect(lib.result.stages[0]!.error).toMatchObject({ code: 'ERR_NOT_AVAILABLE', message: expect.stringMatching(/stage type 'image_preprocess' is not available/) });
+    } finally {
+      type.module = module;
+    }
   });
 
   it('refuses to run a module that changed after this process imported it', async () => {

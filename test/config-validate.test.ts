@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { Ajv } from 'ajv';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../src/config/errors.js';
+import { LIBRARY_STAGE_TYPES } from '../src/config/library.js';
 import { loadPipelineFile, loadPipelineSpec } from '../src/config/load.js';
 import { pipelineSchema } from '../src/config/schema.js';
 import { cleanupProjects, makeProject, ROOT } from './fixtures/config/helpers.js';
@@ -169,10 +170,18 @@ describe('config errors (Pipetree scenarios)', () => {
   });
 
   it('a library type that is not available is a warning, not an error', async () => {
-    const r = await loadPipelineSpec({ p: { type: 'parameters' }, t: { type: 'trainer', inputs: ['p'], epochs: 3 } }, { baseDir: base });
-    expect(r.warnings).toHaveLength(1);
-    expect(r.warnings[0]).toMatchObject({ item: 't', field: 'type' });
-    expect(r.warnings[0]!.message).toMatch(/not available/);
+    // Every library type ships now: make one's module go missing, as in a build without it.
+    const type = LIBRARY_STAGE_TYPES.image_preprocess as { module: string };
+    const module = type.module;
+    type.module = './not-built.js';
+    try {
+      const r = await loadPipelineSpec({ f: { type: 'file_folder', path: '.' }, t: { type: 'image_preprocess', inputs: ['f'], sise: 3 } }, { baseDir: base });
+      expect(r.warnings).toHaveLength(1);
+      expect(r.warnings[0]).toMatchObject({ item: 't', field: 'type' });
+      expect(r.warnings[0]!.message).toMatch(/not available/);
+    } finally {
+      type.module = module;
+    }
   });
 
   it('reports every problem at once, in file order', async () => {

@@ -1,9 +1,10 @@
-import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadTf } from '../src/train/backend.js';
 import { loadModel } from '../src/train/model-io.js';
+import { readCheckpoint, type TrainerCheckpoint } from '../src/train/checkpoint.js';
 import { Trainer, type EpochReport, type TrainerOptions } from '../src/train/trainer.js';
 // @ts-expect-error plain JS fixture
 import { batches, blobs } from './fixtures/train/blobs.mjs';
@@ -156,6 +157,23 @@ describe('Trainer', () => {
     expect(r.best).toEqual({ epoch: 1, metric: 'val_loss', value: r.history[0]!.metrics.val_loss });
   });
 
+  it('on the engine, a stopped trainer lets go of its stream (ctx.stop) at the record that stopped it', async () => {
+    const t = new Trainer();
+    await t.setup({ module: MODEL, params: { optimizer: 'sgd', learningRate: 0 }, validation: val, earlyStopping: { monitor: 'val_loss', patience: 2 }, backend: 'wasm' });
+    let stops = 0, fed = 0;
+    const ctx = { stop: () => void stops++ };
+    for (const rec of batches(train, { batchSize: 60, epochs: 6 })) {
+      if (stops) break;  // what the engine does after ctx.stop()
+      await t.run(rec, ctx);
+      fed++;
+    }
+    const r = await t.teardown();
+    expect(r.status).toBe('stopped');
+    expect(stops).toBe(1);
+    expect(fed).toBe(3 * 5);  // epochs 1..3, the marker of epoch 3 included
+    expect(r.drained).toBe(0);
+  });
+
   it('stops when the scheduler says so at an epoch boundary', async () => {
     const r = await runTrainer({ module: MODEL, backend: 'wasm' }, batches(train, { batchSize: 60, epochs: 5 }), {
       onEpoch: (rep: EpochReport) => (rep.epoch === 2 ? { stop: true, reason: 'median rule' } : 'continue'),
@@ -199,6 +217,94 @@ describe('Trainer', () => {
     expect((await loss.data())[0]).toBeCloseTo(best.metrics.val_loss!, 4);
     tf.dispose([x, y, loss]);
     m.dispose();
+  });
+
+  it('resumes from an epoch checkpoint: epochs, history and totals go on, weights and optimizer state are loaded', async () => {
+    const { tf } = await loadTf({ backend: 'wasm' });
+    const tensorsBefore = tf.memory().numTensors;
+    const root = join(tmp, 'ck-a');
+    const saved = join(tmp, 'ck-a-epoch-2');
+    const seen: number[] = [];
+    // An uninterrupted run of 4 epochs that checkpoints every epoch; epoch 2's checkpoint is kept aside.
+    const a = await runTrainer({ module: MODEL, trialId: 'r1', validation: val, checkpoint: root, backend: 'wasm' }, batches(train, { batchSize: 30, epochs: 4 }), {
+      onCheckpoint: (ck: TrainerCheckpoint) => {
+        seen.push(ck.epoch);
+        expect(ck.history!.map((h) => h.epoch)).toEqual(Array.from({ length: ck.epoch }, (_, i) => i + 1));
+        if (ck.epoch === 2) cpSync(ck.model, saved, { recursive: true });
+      },
+    });
+    expect(seen).toEqual([1, 2, 3, 4]);
+    expect(readdirSync(root)).toEqual(['epoch-4']); // earlier checkpoints removed once the next is complete
+    expect(readdirSync(saved).sort()).toEqual(['model.json', 'optimizer.bin', 'trainer-state.json', 'weights.bin']);
+
+    // Resume from epoch 2 on the same (whole) stream: epochs 1-2 are passed over, 3-4 trained.
+    const ck = await readCheckpoint(saved);
+    expect(ck).toMatchObject({ epoch: 2, trialId: 'r1', samples: 480, steps: 16, model: saved });
+    const reports: EpochReport[] = [];
+    const b = await runTrainer({ module: MODEL, trialId: 'r1', validation: val, resume: ck, backend: 'wasm' }, batches(train, { batchSize: 30, epochs: 4 }), {
+      onEpoch: (rep: EpochReport) => void reports.push(rep),
+    });
+    expect(b.status).toBe('completed');
+    expect(reports.map((r) => r.epoch)).toEqual([3, 4]);
+    expect(b.history.map((h) => h.epoch)).toEqual([1, 2, 3, 4]);
+    expect(b.history.slice(0, 2)).toEqual(a.history.slice(0, 2));
+    expect(b.resumed).toEqual({ epoch: 2, skipped: 2 * 9 });
+    expect(b.samples).toBe(960);
+    expect(b.steps).toBe(32);
+    // The same weights and optimizer state (Adam's moments): the resumed epochs are the uninterrupted run's.
+    for (const e of [2, 3]) {
+      for (const k of ['loss', 'acc', 'val_loss', 'val_acc']) expect(b.history[e]!.metrics[k]).toBeCloseTo(a.history[e]!.metrics[k]!, 5);
+    }
+    expect(tf.memory().numTensors).toBe(tensorsBefore);
+  });
+
+  it('a resumed trial counts the epochs already done toward maxEpochs', async () => {
+    const ck = await readCheckpoint(join(tmp, 'ck-a-epoch-2'));
+    const r = await runTrainer({ module: MODEL, validation: val, maxEpochs: 3, resume: ck, backend: 'wasm' }, batches(train, { batchSize: 30, epochs: 4 }));
+    expect(r.history.map((h) => h.epoch)).toEqual([1, 2, 3]);
+    expect(r.stopReason).toBe('maxEpochs 3 reached');
+    expect(r.drained).toBe(9); // epoch 4
+  });
+
+  it('resume restores the best weights and the early-stopping state of the checkpoint', async () => {
+    const root = join(tmp, 'ck-b');
+    const saved = join(tmp, 'ck-b-epoch-3');
+    const loader = { module: fx('blobs.mjs'), args: { n: 90, seed: 2 } };
+    // Epochs 3 and later start from noise: the best epoch is 1 or 2, and patience 2 stops the run.
+    const options: TrainerOptions = {
+      module: fx('sabotage-model.mjs'),
+      params: { sabotageFrom: 3 },
+      validation: loader,
+      test: loader,
+      restoreBest: { monitor: 'val_loss' },
+      earlyStopping: { monitor: 'val_loss', patience: 2 },
+      backend: 'wasm',
+    };
+    const a = await runTrainer({ ...options, checkpoint: root }, batches(train, { batchSize: 30, epochs: 6 }), {
+      onCheckpoint: (ck: TrainerCheckpoint) => void (ck.epoch === 3 && cpSync(ck.model, saved, { recursive: true })),
+    });
+    expect(a.status).toBe('stopped');
+    expect(a.best!.epoch).toBeLessThan(3);
+    const ck = await readCheckpoint(saved);
+    expect(ck.best).toMatchObject({ epoch: a.best!.epoch, file: 'best.bin' });
+    const b = await runTrainer({ ...options, resume: ck }, batches(train, { batchSize: 30, epochs: 6 }));
+    expect(b.status).toBe('stopped');
+    expect(b.stopReason).toBe(a.stopReason);
+    expect(b.history.map((h) => h.epoch)).toEqual(a.history.map((h) => h.epoch));
+    expect(b.best).toEqual(a.best);
+    // Test set == validation set: the restored best weights reproduce the best epoch's validation loss.
+    expect(b.test!.test_loss).toBeCloseTo(a.best!.value, 4);
+    expect(b.test!.test_loss).toBeCloseTo(a.test!.test_loss!, 5);
+  });
+
+  it('refuses a checkpoint that does not fit the model', async () => {
+    const ck = await readCheckpoint(join(tmp, 'ck-a-epoch-2'));
+    await expect(new Trainer().setup({ module: MODEL, params: { units: 32 }, resume: ck, backend: 'wasm' })).rejects.toMatchObject({
+      code: 'ERR_TRAINER_RESUME',
+      message: expect.stringContaining('do not fit the model'),
+    });
+    await expect(readCheckpoint(join(tmp, 'nowhere'))).rejects.toMatchObject({ code: 'ERR_TRAINER_RESUME' });
+    await expect(new Trainer().setup({ module: MODEL, resume: { model: join(tmp, 'nowhere'), epoch: -1 } })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG' });
   });
 
   it("onError 'report': a failing factory yields a failed result and the stream is drained", async () => {

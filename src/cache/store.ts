@@ -424,7 +424,8 @@ function tempName(): string {
   return `${tempPrefix()}${randomBytes(6).toString('hex')}`;
 }
 
-function processAlive(pid: number): boolean {
+/** Whether a process of this host with `pid` exists (one of another user counts). */
+export function processAlive(pid: number): boolean {
   if (pid === process.pid) return true;
   try {
     process.kill(pid, 0);

@@ -12,18 +12,21 @@ import { benchCommand, initCommand } from './commands/init.js';
 import { graphCommand, resultsCommand } from './commands/results.js';
 import { runCommand, validateCommand } from './commands/run.js';
 import { UsageError } from './errors.js';
-import { registerClusterCommands } from '../cluster/cli.js';
+import { addConnectionFlags, registerClusterCommands } from '../cluster/cli.js';
+import { ClusterError, ClusterRunError } from '../cluster/errors.js';
 import { line, type Io } from './format.js';
 
 /** Exit codes of the `ringpipe` command. */
 export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
 
 const collect = (value: string, previous: string[]) => [...previous, value];
-const positiveInt = (value: string) => {
+const integerAtLeast = (min: number) => (value: string) => {
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new UsageError(`expected a positive integer, got '${value}'`);
+  if (!Number.isInteger(n) || n < min) throw new UsageError(`expected ${min ? 'a positive' : 'a non-negative'} integer, got '${value}'`);
   return n;
 };
+const positiveInt = integerAtLeast(1);
+const nonNegativeInt = integerAtLeast(0);
 
 /**
  * Runs the command line `argv` (without `node` and the script) and resolves with the exit code.
@@ -59,7 +62,7 @@ export async function runCli(argv: string[], io: Io, signal: AbortSignal = new A
       code = await validateCommand(file, opts, io);
     });
 
-  program
+  const run = program
     .command('run')
     .description('run a pipeline; stages whose results are in the cache are loaded, not run')
     .argument('<file>', 'pipeline file (JSON)')
@@ -71,9 +74,12 @@ export async function runCli(argv: string[], io: Io, signal: AbortSignal = new A
     .addOption(new Option('--concurrency <n>', 'stage runs at the same time (independent branches)').argParser(positiveInt))
     .option('--fail-fast', 'stop at the first failing stage (default: independent branches go on)')
     .option('-q, --quiet', 'no progress output')
-    .action(async (file: string, opts: Parameters<typeof runCommand>[1]) => {
-      code = await runCommand(file, opts, io, signal);
-    });
+    .option('--cluster <urls>', "run the branches on a cluster's agents: NATS server URL(s), comma-separated (docs/cluster.md)")
+    .option('--root <dir>', 'with --cluster: the checkout directory agents --root stands for (default: current directory)')
+    .addOption(new Option('--item-gpus <n>', "with --cluster: GPUs each branch's work item asks for (default 0)").argParser(nonNegativeInt));
+  addConnectionFlags(run, { servers: false }).action(async (file: string, opts: Parameters<typeof runCommand>[1]) => {
+    code = await runCommand(file, opts, io, signal);
+  });
 
   program
     .command('graph')
@@ -176,7 +182,8 @@ function exitCodeFor(err: unknown, io: Io): number {
     line(io.err, `error: ${err.message}`);
     return EXIT.usage;
   }
-  if (err instanceof UsageError) {
+  // A cluster run asked for wrongly (bad options, nothing to distribute) is a usage error.
+  if (err instanceof UsageError || err instanceof ClusterRunError || (err instanceof ClusterError && err.code === 'ERR_CLUSTER_OPTIONS')) {
     line(io.err, `error: ${err.message}`);
     return EXIT.usage;
   }

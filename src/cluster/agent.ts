@@ -2,70 +2,26 @@
 // room for, runs it here (the code uses the local engine: rings, trainers bound to this machine's
 // GPUs), reports progress, records the result once, and only then acknowledges the item.
 //
+// Each item's code runs in a process of its own (item-runner.ts), so an item past its timeout, or
+// still running when a stopping agent's grace is over, is killed with every process it started.
+//
 // Faults: while an item runs the agent tells the server it is alive (`working`), so a dead agent's
 // items are redelivered after the consumers' ack wait; an item whose result exists already is
 // acknowledged without running again; a stopped agent gives its unfinished items back at once.
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { availableParallelism, hostname, loadavg } from 'node:os';
-import { isAbsolute, join, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import type { Consumer, JsMsg } from '@nats-io/jetstream';
 import type { ObjectStore } from '@nats-io/obj';
 import { packageVersion } from '../cache/package-root.js';
 import { ClusterConnection, type ClusterOptions } from './connect.js';
+import { workContext, type Checkpoint, type ItemHost, type ItemInfo, type StoredCheckpoint } from './context.js';
 import { WorkError } from './errors.js';
-import { packValue, unpackValue } from './frame.js';
-import { builtinWorkType, workTypes } from './registry.js';
+import { runInline, runInProcess, type ItemOutcome } from './item-runner.js';
+import { locateWork, serializeError, type SerializedError } from './resolve.js';
 import './builtins.js';
 import { WorkQueue, type AgentInfo, type WorkEvent, type WorkMessage, type WorkQueueOptions, type WorkResult, type WorkSpec } from './work.js';
 
-/** A saved checkpoint of an item. */
-export interface Checkpoint<T = unknown> {
-  /** What was saved (any record value: JSON, bytes, tensors, structured values). */
-  value: T;
-  /** What was said about it (e.g. `{ epoch: 3 }`). */
-  info: Record<string, unknown>;
-  /** Attempt and agent that saved it, and when. */
-  attempt: number;
-  agent: string;
-  savedAt: string;
-}
-
-/** What an item's function gets besides its payload. */
-export interface WorkContext {
-  /** The item's id and label, and the job that published it. */
-  readonly id: string;
-  readonly label: string;
-  readonly job: string;
-  /** Delivery attempt: 1 the first time, more after an agent died or gave it back. */
-  readonly attempt: number;
-  /** Name of the agent running it. */
-  readonly agent: string;
-  /** CUDA devices assigned to this item (as many as it asked for). */
-  readonly gpus: number[];
-  /** Environment for processes the item starts (`CUDA_VISIBLE_DEVICES` set to its GPUs, `-1` for none). */
-  readonly env: Record<string, string>;
-  /** Aborted when the agent stops and gives the item back. */
-  readonly signal: AbortSignal;
-  /** The agent's connection (same project): for links and the shared cache. */
-  readonly cluster: ClusterConnection;
-  /** The agent's root directory (the project checkout relative paths refer to). */
-  readonly root: string;
-  /** Streams progress to the submitter (e.g. one epoch's metrics). JSON values. */
-  report(data: unknown): Promise<void>;
-  /** The item's checkpoint in the object store: the last one saved by any attempt. */
-  readonly checkpoint: {
-    save(value: unknown, info?: Record<string, unknown>): Promise<void>;
-    load<T = unknown>(): Promise<Checkpoint<T> | undefined>;
-  };
-  /** A line in the agent's log. */
-  log(message: string): void;
-}
-
-/** The code of a work item: `(payload, ctx) => result` (JSON). */
-export type WorkFunction<P = any, R = unknown> = (payload: P, ctx: WorkContext) => R | Promise<R>;
-
+export type { Checkpoint, WorkContext, WorkFunction } from './context.js';
+export { resolveWork } from './resolve.js';
 
 /** Options of an agent. */
 export interface AgentOptions extends ClusterOptions, WorkQueueOptions {
@@ -85,6 +41,13 @@ export interface AgentOptions extends ClusterOptions, WorkQueueOptions {
   maxItems?: number;
   /** On stop, milliseconds running items may take to finish before they are given back (default 10 000). */
   grace?: number;
+  /**
+   * Milliseconds an item whose signal was aborted (past its `timeout`, or still running when a
+   * stopping agent's `grace` is over) has to end by itself. Then its process is SIGKILLed with every
+   * process it started (its process group), its slot is freed, and it is recorded as failed
+   * (`ERR_WORK_TIMEOUT`) or given back (agent stopping). Default 3 000.
+   */
+  killGrace?: number;
   /** Stops the agent (as {@link Agent.stop}). */
   signal?: AbortSignal;
   /** Log lines (default: stderr). */
@@ -114,49 +77,13 @@ interface Running {
   controller: AbortController;
   msg: JsMsg;
   done: Promise<void>;
+  /** Its code has ended (or was abandoned): context calls are refused. */
+  ended?: boolean;
+  /** It was given back (nak) already. */
+  givenBack?: boolean;
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-/** Resolves a `run` spec to its function (see {@link WorkSpec.run}). */
-export async function resolveWork(run: string, root: string): Promise<WorkFunction> {
-  if (run.startsWith('ringpipe:')) {
-    const load = builtinWorkType(run.slice('ringpipe:'.length));
-    if (!load) throw new WorkError('ERR_WORK_INVALID', `unknown work type '${run}' (known: ${workTypes().map((k) => `ringpipe:${k}`).join(', ') || 'none'})`);
-    return load();
-  }
-  const hash = run.lastIndexOf('#');
-  const mod = run.slice(0, hash), exp = run.slice(hash + 1);
-  let url: string;
-  if (mod.startsWith('file:')) url = mod;
-  else if (isAbsolute(mod) || mod.startsWith('.')) {
-    const path = isAbsolute(mod) ? mod : resolve(root, mod);
-    // A checkout run from source (tsx) has ./x.ts where a build has ./x.js.
-    const found = [path, path.replace(/\.js$/, '.ts'), path.replace(/\.mjs$/, '.mts')].find((p) => existsSync(p));
-    if (!found) throw new WorkError('ERR_WORK_INVALID', `work code ${mod} does not exist under ${root} (agents resolve relative modules against their --root)`);
-    url = pathToFileURL(found).href;
-  } else {
-    try {
-      url = pathToFileURL(createRequire(join(root, 'package.json')).resolve(mod)).href;
-    } catch {
-      url = mod;
-    }
-  }
-  const m = (await import(url)) as Record<string, unknown>;
-  const fn = m[exp];
-  if (typeof fn !== 'function') throw new WorkError('ERR_WORK_INVALID', `${mod} has no function export '${exp}'`);
-  return fn as WorkFunction;
-}
-
-function errorOf(err: unknown): NonNullable<WorkResult['error']> {
-  const e = err as { name?: string; message?: string; code?: unknown; stack?: string };
-  return {
-    name: e?.name ?? 'Error',
-    message: e?.message ?? String(err),
-    ...(typeof e?.code === 'string' ? { code: e.code } : {}),
-    ...(e?.stack ? { stack: e.stack.split('\n').slice(0, 12).join('\n') } : {}),
-  };
-}
 
 /** An agent: pulls work items of one project and runs them. Start with {@link Agent.start}. */
 export class Agent {
@@ -394,42 +321,54 @@ export class Agent {
     return this.checkpoints;
   }
 
-  private context(r: Running): WorkContext {
-    const store = () => this.checkpointStore();
+  /** The agent's side of an item's context; refuses calls once the item has ended (code left running inside the agent). */
+  private host(r: Running): ItemHost {
     const conn = this.conn;
-    const where = (id: string) => `${conn.names.bucket('checkpoints')}/${id}`;
+    const where = `${conn.names.bucket('checkpoints')}/${r.id}`;
+    const live = () => {
+      if (r.ended) throw new WorkError('ERR_CANCELLED', `item ${r.label} has ended on agent ${this.name}`);
+    };
     return {
-      id: r.id,
-      label: r.label,
-      job: r.job,
-      attempt: r.attempt,
-      agent: this.name,
-      gpus: r.gpus,
-      env: { CUDA_VISIBLE_DEVICES: r.gpus.length ? r.gpus.join(',') : '-1' },
-      signal: r.controller.signal,
-      cluster: conn,
-      root: this.options.root ?? process.cwd(),
-      report: (data) => this.event(r, 'progress', data),
-      checkpoint: {
-        save: async (value, info = {}) => {
-          const bytes = packValue(value);
-          const meta = { info, attempt: r.attempt, agent: this.name, savedAt: new Date().toISOString() };
-          const os = await store();
-          await conn.retry('cannot save a checkpoint', where(r.id), () => os.putBlob({ name: r.id, description: JSON.stringify(meta) }, bytes), 60_000);
-          await this.event(r, 'checkpoint', info);
-        },
-        load: async <T>() => {
-          const os = await store();
-          const info = await conn.retry('cannot read a checkpoint', where(r.id), () => os.info(r.id), 60_000);
-          if (!info || info.deleted) return undefined;
-          const bytes = await conn.retry('cannot read a checkpoint', where(r.id), () => os.getBlob(r.id), 60_000);
-          if (!bytes) return undefined;
-          const meta = JSON.parse(info.description ?? '{}') as Omit<Checkpoint, 'value'>;
-          return { value: unpackValue(bytes) as T, info: meta.info ?? {}, attempt: meta.attempt, agent: meta.agent, savedAt: meta.savedAt };
-        },
+      report: async (data) => {
+        live();
+        await this.event(r, 'progress', data);
+      },
+      save: async (bytes, info) => {
+        live();
+        const meta = { info, attempt: r.attempt, agent: this.name, savedAt: new Date().toISOString() };
+        const os = await this.checkpointStore();
+        await conn.retry('cannot save a checkpoint', where, () => os.putBlob({ name: r.id, description: JSON.stringify(meta) }, bytes), 60_000);
+        await this.event(r, 'checkpoint', info);
+      },
+      load: async (): Promise<StoredCheckpoint | undefined> => {
+        live();
+        const os = await this.checkpointStore();
+        const info = await conn.retry('cannot read a checkpoint', where, () => os.info(r.id), 60_000);
+        if (!info || info.deleted) return undefined;
+        const bytes = await conn.retry('cannot read a checkpoint', where, () => os.getBlob(r.id), 60_000);
+        if (!bytes) return undefined;
+        const meta = JSON.parse(info.description ?? '{}') as Omit<Checkpoint, 'value'>;
+        return { bytes, meta: { info: meta.info ?? {}, attempt: meta.attempt, agent: meta.agent, savedAt: meta.savedAt } };
       },
       log: (m) => this.log(`${r.label}: ${m}`),
     };
+  }
+
+  /** Runs an item's code: in its own process, or inside the agent for work types registered with a loader. */
+  private run(r: Running, spec: WorkSpec): Promise<ItemOutcome> {
+    const root = this.options.root ?? process.cwd();
+    const info: ItemInfo = {
+      id: r.id, label: r.label, job: r.job, attempt: r.attempt, agent: this.name, gpus: r.gpus, root,
+      env: { CUDA_VISIBLE_DEVICES: r.gpus.length ? r.gpus.join(',') : '-1' },
+    };
+    const killGrace = this.options.killGrace ?? 3_000;
+    try {
+      const code = locateWork(spec.run, root);
+      if (code.kind === 'inline') return runInline(code.load(), spec.payload, workContext(info, this.host(r), r.controller.signal, this.conn), killGrace);
+      return runInProcess({ ...code, payload: spec.payload, info, cluster: clusterOptions(this.options), host: this.host(r), signal: r.controller.signal, killGrace });
+    } catch (err) {
+      return Promise.resolve({ status: 'failed', error: serializeError(err) });
+    }
   }
 
   private async execute(r: Running, spec: WorkSpec): Promise<void> {
@@ -443,42 +382,37 @@ export class Agent {
     const t0 = Date.now();
     this.log(`running ${r.label} (attempt ${r.attempt}${r.gpus.length ? `, GPUs ${r.gpus.join(',')}` : ''})`);
     await this.event(r, 'started', { gpus: r.gpus }).catch(() => undefined);
-    let result: WorkResult;
-    const base = { id: r.id, label: r.label, agent: this.name, host: hostname(), attempt: r.attempt, startedAt: r.startedAt };
-    let timer: NodeJS.Timeout | undefined;
     let timedOut = false;
+    const timer = spec.timeout
+      ? setTimeout(() => {
+        timedOut = true;
+        r.controller.abort(new WorkError('ERR_WORK_TIMEOUT', `item ${r.label} ran longer than its timeout of ${spec.timeout} s on agent ${this.name}`));
+      }, spec.timeout * 1000)
+      : undefined;
+    let outcome: ItemOutcome;
     try {
-      const fn = await resolveWork(spec.run, this.options.root ?? process.cwd());
-      const running = Promise.resolve(fn(spec.payload, this.context(r)));
-      let value: unknown;
-      if (spec.timeout) {
-        // Past its time the item fails (its signal is aborted; code that ignores it is left behind).
-        const expired = new Promise<never>((_, reject) => {
-          timer = setTimeout(() => {
-            timedOut = true;
-            const err = new WorkError('ERR_WORK_TIMEOUT', `item ${r.label} ran longer than its timeout of ${spec.timeout} s on agent ${this.name}`);
-            r.controller.abort(err);
-            reject(err);
-          }, spec.timeout! * 1000);
-        });
-        running.catch(() => undefined);
-        value = await Promise.race([running, expired]);
-      } else value = await running;
-      if (r.controller.signal.aborted) throw r.controller.signal.reason;
-      const json = value === undefined ? undefined : JSON.parse(JSON.stringify(value)) as unknown;
-      result = { ...base, status: 'ok', ...(json !== undefined ? { value: json } : {}), finishedAt: new Date().toISOString(), seconds: (Date.now() - t0) / 1000 };
-    } catch (err) {
-      if (r.controller.signal.aborted && !timedOut) {
-        // Given back by a stopping agent: not a failure of the item.
-        r.msg.nak();
-        this.counts.requeued++;
-        await this.event(r, 'requeued').catch(() => undefined);
-        return;
-      }
-      result = { ...base, status: 'failed', error: errorOf(timedOut ? r.controller.signal.reason : err), finishedAt: new Date().toISOString(), seconds: (Date.now() - t0) / 1000 };
+      outcome = await this.run(r, spec);
     } finally {
       clearTimeout(timer);
+      r.ended = true;
     }
+    if (outcome.status === 'terminated') {
+      this.log(`${r.label}: ${outcome.how}`);
+      await removeStaleRegions(); // the shared memory of the processes killed with it
+    }
+    if (r.controller.signal.aborted && !timedOut) {
+      // Given back by a stopping agent (whatever its code did after that): not a failure of the item.
+      if (r.givenBack) return;
+      r.givenBack = true;
+      r.msg.nak();
+      this.counts.requeued++;
+      await this.event(r, 'requeued').catch(() => undefined);
+      return;
+    }
+    const base = { id: r.id, label: r.label, agent: this.name, host: hostname(), attempt: r.attempt, startedAt: r.startedAt, finishedAt: new Date().toISOString(), seconds: (Date.now() - t0) / 1000 };
+    const result: WorkResult = outcome.status === 'ok' && !timedOut
+      ? { ...base, status: 'ok', ...(outcome.value !== undefined ? { value: outcome.value } : {}) }
+      : { ...base, status: 'failed', error: this.failure(r, outcome, timedOut) };
     const recorded = await this.queue.recordResult(result);
     if (!recorded) this.counts.duplicates++;
     else if (result.status === 'ok') this.counts.done++;
@@ -491,6 +425,14 @@ export class Agent {
     await os?.delete(r.id).catch(() => undefined);
   }
 
+  /** Why an item failed: its own error, or the agent's word when it timed out or ended without a result. */
+  private failure(r: Running, outcome: ItemOutcome, timedOut: boolean): SerializedError {
+    const how = outcome.status === 'terminated' ? ` (${outcome.how})` : '';
+    if (timedOut) return { name: 'WorkError', code: 'ERR_WORK_TIMEOUT', message: `${(r.controller.signal.reason as Error).message}: it was stopped${how}` };
+    if (outcome.status === 'failed') return outcome.error;
+    return { name: 'WorkError', code: 'ERR_WORK_CRASHED', message: `item ${r.label} ended without a result on agent ${this.name}${how}` };
+  }
+
   /** Acknowledges an item (its result is recorded): retried for a while, since a lost ack means a duplicate run. */
   private async ack(r: Running): Promise<void> {
     const subject = r.msg.subject;
@@ -501,7 +443,7 @@ export class Agent {
       .catch((err) => this.log(`${(err as Error).message} (it will be redelivered and recognised as done)`));
   }
 
-  /** After the pull loops end: lets running items finish for `grace` ms, then gives them back. */
+  /** After the pull loops end: lets running items finish for `grace` ms, then stops them (killed after `killGrace`) and gives them back. */
   private async drain(): Promise<void> {
     if (!this.running.size) return;
     const grace = this.options.grace ?? 10_000;
@@ -510,9 +452,11 @@ export class Agent {
     await Promise.race([all(), sleep(grace)]);
     if (!this.running.size) return;
     for (const r of this.running.values()) r.controller.abort(new WorkError('ERR_CANCELLED', `agent ${this.name} stopped`));
-    await Promise.race([all(), sleep(5_000)]);
-    // Items whose code ignores the abort: give them back anyway.
+    await Promise.race([all(), sleep((this.options.killGrace ?? 3_000) + 5_000)]);
+    // Items still not through (their reports or checkpoints are still being stored): give them back anyway.
     for (const r of this.running.values()) {
+      if (r.givenBack) continue;
+      r.givenBack = true;
       r.msg.nak();
       this.counts.requeued++;
     }
@@ -531,6 +475,13 @@ async function removeStaleRegions(): Promise<void> {
   } catch {
     // no native addon here: items that need the engine will say so themselves
   }
+}
+
+/** The connection options of an agent, for the connections of its items' processes. */
+function clusterOptions(o: AgentOptions): ClusterOptions {
+  const { servers, project, user, password, token, nkeySeed, nkeyFile, credsFile, tls, timeout, replicas, storage } = o;
+  const picked: ClusterOptions = { servers, project, user, password, token, nkeySeed, nkeyFile, credsFile, tls, timeout, replicas, storage };
+  return Object.fromEntries(Object.entries(picked).filter(([, v]) => v !== undefined)) as unknown as ClusterOptions;
 }
 
 /** Starts an agent and resolves when it stops (signal, `idleExit`, `maxItems`). */

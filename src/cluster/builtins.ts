@@ -4,7 +4,10 @@
 // `ringpipe:pipeline`: runs a JSON pipeline file of the project on the agent, with the shared cache
 // (so what one agent computes, every other one and the submitter get as cache hits).
 import { dirname, isAbsolute, join, resolve } from 'node:path';
-import type { WorkContext } from './agent.js';
+import { ConfigError } from '../config/errors.js';
+import type { RunEvent, StageResult } from '../config/executor.js';
+import type { Plan } from '../config/plan.js';
+import type { WorkContext } from './context.js';
 import { registerWorkType } from './registry.js';
 import { WorkError } from './errors.js';
 
@@ -18,12 +21,78 @@ export interface PipelineWork {
   cacheDir?: string;
   /** Use the shared cache (default true); false: the local cache only. */
   shared?: boolean;
+  /** Only these stage runs (`item` or `item[branch]`) and the stages they read (default: all). */
+  only?: string[];
+  /** Cache keys the submitter planned for stage runs: the item fails when this checkout's differ. */
+  keys?: Record<string, string>;
+}
+
+/** A stage run as a `ringpipe:pipeline` item reports it (its error as text). */
+export interface PipelineWorkStage {
+  name: string;
+  branch: string | null;
+  status: string;
+  records: number;
+  seconds: number;
+  error?: string;
+  /** The error's code (`ERR_STAGE_FAILED`, `ERR_UPSTREAM_FAILED`, ...). */
+  code?: string;
 }
 
 /** What a `ringpipe:pipeline` item returns. */
 export interface PipelineWorkResult {
   ok: boolean;
-  stages: { name: string; branch: string | null; status: string; records: number; seconds: number; error?: string }[];
+  stages: PipelineWorkStage[];
+}
+
+/**
+ * Progress a `ringpipe:pipeline` item streams back (`ctx.report`): the run's events, stage results
+ * as {@link PipelineWorkStage}, progress at most once a second per stage.
+ */
+export type PipelineWorkEvent = {
+  kind: 'pipeline';
+  event: Exclude<RunEvent, { type: 'stage-end' | 'plan' }> | { type: 'stage-end'; stage: PipelineWorkStage };
+};
+
+/** A stage result as JSON. */
+export function stageJson(s: StageResult): PipelineWorkStage {
+  const code = (s.error as { code?: unknown } | undefined)?.code;
+  return {
+    name: s.name,
+    branch: s.branch,
+    status: s.status,
+    records: s.records,
+    seconds: s.seconds,
+    ...(s.error ? { error: s.error.message } : {}),
+    ...(typeof code === 'string' ? { code } : {}),
+  };
+}
+
+/** Forwards a run's events to the submitter (progress throttled: the events stream is shared). */
+function reporter(ctx: WorkContext): (e: RunEvent) => void {
+  const last = new Map<string, number>();
+  const send = (event: PipelineWorkEvent['event']) => void ctx.report({ kind: 'pipeline', event } satisfies PipelineWorkEvent).catch(() => undefined);
+  return (e) => {
+    if (e.type === 'plan') return;
+    if (e.type === 'stage-end') return send({ type: 'stage-end', stage: stageJson(e.result) });
+    if (e.type === 'stage-progress') {
+      const k = `${e.name}[${e.branch}]`;
+      if (Date.now() - (last.get(k) ?? 0) < 1000) return;
+      last.set(k, Date.now());
+    }
+    send(e);
+  };
+}
+
+/** Fails when a stage run's cache key here is not the one the submitter planned. */
+function checkKeys(plan: Plan, keys: Record<string, string>): void {
+  const byId = new Map(plan.nodes.map((n) => [n.id, n]));
+  for (const [id, key] of Object.entries(keys)) {
+    const here = byId.get(id)?.key;
+    if (here === key) continue;
+    const what = here ? `has cache key ${here.slice(0, 12)}… on this agent, ${key.slice(0, 12)}… where it was submitted` : 'does not exist on this agent';
+    throw new ConfigError('ERR_CONFIG', [{ pointer: '', message: `stage run '${id}' ${what}: the checkouts differ (code, data files or ringpipe version)` }], { file: plan.pipeline.file });
+  }
 }
 
 /** Runs the pipeline of a `ringpipe:pipeline` item. */
@@ -33,27 +102,22 @@ export async function runPipelineWork(payload: PipelineWork, ctx: WorkContext): 
   const file = isAbsolute(payload.file) ? payload.file : resolve(root, payload.file);
   const { JsonPipeline } = await import('../config/pipeline.js');
   const pipeline = await JsonPipeline.load(file, { set: payload.set ?? [] });
+  if (payload.keys) checkKeys(await pipeline.plan(), payload.keys);
   const cacheDir = payload.cacheDir ? resolve(root, payload.cacheDir) : join(dirname(file), '.ringpipe', 'cache');
   let store;
   if (payload.shared !== false) {
     const { SharedArtifactStore } = await import('./cache.js');
     store = await SharedArtifactStore.open(ctx.cluster, { local: cacheDir });
   }
-  const result = await pipeline.run({ ...(store ? { store } : { cacheDir }), signal: ctx.signal });
-  return {
-    ok: result.ok,
-    stages: result.stages.map((s) => ({
-      name: s.name,
-      branch: s.branch,
-      status: s.status,
-      records: s.records,
-      seconds: s.seconds,
-      ...(s.error ? { error: s.error.message } : {}),
-    })),
-  };
+  try {
+    const result = await pipeline.run({ ...(store ? { store } : { cacheDir }), signal: ctx.signal, onEvent: reporter(ctx), ...(payload.only ? { only: payload.only } : {}) });
+    return { ok: result.ok, stages: result.stages.map(stageJson) };
+  } finally {
+    await store?.close();
+  }
 }
 
-registerWorkType('pipeline', () => runPipelineWork as (p: unknown, ctx: WorkContext) => Promise<PipelineWorkResult>);
-
-// `ringpipe:sweep-trials`: trials of a distributed sweep (see sweep.ts); loaded when first used.
-registerWorkType('sweep-trials', async () => (await import('./sweep.js')).runSweepItem as (p: unknown, ctx: WorkContext) => Promise<unknown>);
+// By module reference: each item runs in its own process, which the agent kills (with the trainers and
+// pipeline processes it started) when the item times out or is given back.
+registerWorkType('pipeline', `${import.meta.url}#runPipelineWork`);
+registerWorkType('sweep-trials', `${new URL('./sweep.js', import.meta.url).href}#runSweepItem`);

@@ -152,8 +152,8 @@ export class SharedArtifactStore implements ArtifactStore {
     return { manifest: winner?.manifest ?? manifest, reused: true };
   }
 
-  /** Copies a remote artifact into the local cache (once per key at a time). */
-  private download(key: string): Promise<void> {
+  /** Copies a remote artifact into the local cache (once per key at a time; nothing when it is there). */
+  download(key: string): Promise<void> {
     let p = this.downloads.get(key);
     if (!p) {
       p = this.fetchInto(key).finally(() => this.downloads.delete(key));

@@ -1,14 +1,15 @@
-// Command-line face of the cluster layer: `ringpipe agent` and `ringpipe cluster status`.
-// `registerClusterCommands(program, ...)` adds both to a commander program (the `ringpipe` CLI,
-// or the standalone entry in bin.ts).
+// Command-line face of the cluster layer: `ringpipe agent`, `ringpipe cluster status` and
+// `ringpipe cluster gc`. `registerClusterCommands(program, ...)` adds them to a commander program
+// (the `ringpipe` CLI, or the standalone entry in bin.ts).
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { Command, Option } from 'commander';
-import { line, table, type Io } from '../cli/format.js';
+import { bytes, line, table, type Io } from '../cli/format.js';
 import { resolveGpus } from '../train/gpu.js';
 import { runAgent, type AgentOptions } from './agent.js';
 import type { ClusterOptions } from './connect.js';
 import { ClusterError } from './errors.js';
+import { collectClusterGarbage, formatDuration, parseDuration } from './gc.js';
 import { clusterStatus } from './status.js';
 
 /** Connection flags shared by the cluster commands (values as commander parses them). */
@@ -64,10 +65,10 @@ export function connectionFromFlags(flags: ConnectionFlags, env: NodeJS.ProcessE
   };
 }
 
-/** Adds the connection flags to a command. */
-export function addConnectionFlags(cmd: Command): Command {
+/** Adds the connection flags to a command (`servers: false`: all but --nats, for commands that name the servers otherwise). */
+export function addConnectionFlags(cmd: Command, options: { servers?: boolean } = {}): Command {
+  if (options.servers !== false) cmd.option('--nats <urls>', 'NATS server URL(s), comma-separated (default: $RINGPIPE_NATS_URL)');
   return cmd
-    .option('--nats <urls>', 'NATS server URL(s), comma-separated (default: $RINGPIPE_NATS_URL)')
     .option('--project <name>', "namespace of subjects, streams and buckets (default: $RINGPIPE_PROJECT or 'default')")
     .option('--user <name>', 'user name (password from --password-file or $NATS_PASSWORD)')
     .option('--password-file <file>', 'file holding the password')
@@ -118,6 +119,7 @@ export interface AgentFlags extends ConnectionFlags {
   idleExit?: number;
   maxItems?: number;
   grace?: number;
+  killGrace?: number;
 }
 
 /** `ringpipe agent`: runs until interrupted (or idle/max items); returns the exit code. */
@@ -133,6 +135,7 @@ export async function agentCommand(flags: AgentFlags, io: Io, signal: AbortSigna
     ...(flags.idleExit ? { idleExit: flags.idleExit * 1000 } : {}),
     ...(flags.maxItems ? { maxItems: flags.maxItems } : {}),
     ...(flags.grace !== undefined ? { grace: flags.grace * 1000 } : {}),
+    ...(flags.killGrace !== undefined ? { killGrace: flags.killGrace * 1000 } : {}),
     signal,
     log: (l) => line(io.err, `${new Date().toISOString().slice(11, 19)} ${l}`),
   };
@@ -166,8 +169,45 @@ export async function clusterStatusCommand(flags: ConnectionFlags & { json?: boo
   return 0;
 }
 
+/** Options of `ringpipe cluster gc` (durations in milliseconds, as parsed). */
+export interface ClusterGcFlags extends ConnectionFlags {
+  olderThan?: number;
+  dryRun?: boolean;
+  cache?: boolean;
+  json?: boolean;
+}
+
+const duration = (value: string): number => {
+  const ms = parseDuration(value);
+  if (ms === undefined) throw new ClusterError('ERR_CLUSTER_OPTIONS', `expected a duration such as 7d, 12h, 30m or 45s, got '${value}'`);
+  return ms;
+};
+
+const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
+const utc = (iso: string) => iso.replace('T', ' ').slice(0, 19);
+
+/** `ringpipe cluster gc`; returns the exit code. */
+export async function clusterGcCommand(flags: ClusterGcFlags, io: Io): Promise<number> {
+  const r = await collectClusterGarbage(connectionFromFlags(flags), { ...(flags.olderThan !== undefined ? { olderThan: flags.olderThan } : {}), dryRun: !!flags.dryRun, cache: !!flags.cache });
+  if (flags.json) {
+    io.out.write(JSON.stringify(r) + '\n');
+    return 0;
+  }
+  line(io.out, `project '${r.project}' on ${r.server}`);
+  if (r.jobs.length) {
+    line(io.out, table(['job', 'name', 'created (UTC)', 'finished (UTC)', 'items', 'failed'], r.jobs.map((j) => [j.id.slice(0, 12), j.name, utc(j.createdAt), utc(j.finishedAt), j.items, j.failed])));
+  }
+  const d = r.removed;
+  line(io.out, `${r.dryRun ? 'would remove' : 'removed'} ${plural(r.jobs.length, 'job')} finished more than ${formatDuration(r.olderThan)} ago (${plural(d.results, 'result')}, ${plural(d.events, 'event')}, ${plural(d.checkpoints, 'checkpoint')}, ${plural(d.models, 'model file')}); kept ${plural(r.kept.unfinished, 'job')} with items in flight or not done, ${r.kept.recent} finished more recently`);
+  if (flags.cache) {
+    if (r.cacheSkipped) line(io.out, `shared cache left alone: ${r.cacheSkipped}`);
+    else line(io.out, `${r.dryRun ? 'would remove' : 'removed'} ${plural(r.artifacts.length, 'shared-cache artifact')} (${bytes(r.artifacts.reduce((s, a) => s + a.bytes, 0))})`);
+  }
+  return 0;
+}
+
 /**
- * Adds `agent` and `cluster status` to `program`. `setCode` receives each command's exit code;
+ * Adds `agent`, `cluster status` and `cluster gc` to `program`. `setCode` receives each command's exit code;
  * errors propagate to the caller (the CLI maps RingpipeErrors to exit code 1).
  */
 export function registerClusterCommands(program: Command, io: Io, signal: AbortSignal, setCode: (code: number) => void): Command[] {
@@ -185,6 +225,7 @@ export function registerClusterCommands(program: Command, io: Io, signal: AbortS
     .addOption(new Option('--idle-exit <seconds>', 'stop after this long without work').argParser(seconds))
     .addOption(new Option('--max-items <n>', 'stop after this many items').argParser(positiveInt))
     .addOption(new Option('--grace <seconds>', 'on Ctrl-C, time running items get to finish before they are given back (default 10)').argParser(secondsOrZero))
+    .addOption(new Option('--kill-grace <seconds>', 'time an item past its timeout (or its grace) has to stop before its processes are killed (default 3)').argParser(secondsOrZero))
     .action(async (flags: AgentFlags) => {
       setCode(await agentCommand(flags, io, signal));
     });
@@ -194,5 +235,13 @@ export function registerClusterCommands(program: Command, io: Io, signal: AbortS
     .action(async (flags: ConnectionFlags & { json?: boolean }) => {
       setCode(await clusterStatusCommand(flags, io));
     });
-  return [agent, cluster, status];
+  const gc = addConnectionFlags(cluster.command('gc').description("remove finished jobs' results, events, checkpoints and models (never work in flight)"))
+    .addOption(new Option('--older-than <duration>', 'collect jobs whose last result is older than this: 7d, 12h, 30m, 45s').default(7 * 24 * 3600_000, '7d').argParser(duration))
+    .option('--dry-run', 'only list what would be removed')
+    .option('--cache', 'also remove shared-cache artifacts older than --older-than (only while no work is queued or running)')
+    .option('--json', 'print JSON')
+    .action(async (flags: ClusterGcFlags) => {
+      setCode(await clusterGcCommand(flags, io));
+    });
+  return [agent, cluster, status, gc];
 }

@@ -18,8 +18,11 @@ import { RingpipeError } from '../errors.js';
  * | `ERR_LINK_RESTARTED` | a link's writer started over while its reader was reading |
  * | `ERR_LINK_TIMEOUT` | a link reader waited longer than its timeout for the next record |
  * | `ERR_WORK_INVALID` | a work item cannot be published or run (bad spec, unknown code, too large) |
- * | `ERR_WORK_TIMEOUT` | a job did not finish within its timeout |
+ * | `ERR_WORK_TIMEOUT` | a job did not finish within its timeout; an item ran past its `timeout` (then it was stopped, or killed) |
+ * | `ERR_WORK_CRASHED` | an item's process ended without a result (it exited, or was killed by a signal) |
  * | `ERR_REMOTE_CACHE` | the shared cache holds a damaged artifact |
+ * | `ERR_CLUSTER_NOT_SHIPPABLE` | a run asked for the cluster lacks something agents need (e.g. a closure instead of `module#export`) |
+ * | `ERR_CLUSTER_NOT_DISTRIBUTABLE` | a run cannot be split into work items (e.g. a JSON pipeline without search items) |
  */
 export class ClusterError extends RingpipeError {
   /** The server (URL without credentials), when known. */
@@ -38,3 +41,16 @@ export class LinkError extends ClusterError {}
 
 /** A work item or job failed (`ERR_WORK_*`). */
 export class WorkError extends ClusterError {}
+
+/**
+ * A sweep or pipeline cannot run on the cluster as given (`ERR_CLUSTER_NOT_SHIPPABLE`,
+ * `ERR_CLUSTER_NOT_DISTRIBUTABLE`): raised before anything is submitted.
+ */
+export class ClusterRunError extends ClusterError {
+  /** The option (or pipeline item) at fault, e.g. `cluster.build` or `data`. */
+  readonly option?: string;
+  constructor(code: 'ERR_CLUSTER_NOT_SHIPPABLE' | 'ERR_CLUSTER_NOT_DISTRIBUTABLE', message: string, options: { option?: string; server?: string; cause?: unknown } = {}) {
+    super(code, message, options);
+    if (options.option !== undefined) this.option = options.option;
+  }
+}

@@ -1,6 +1,6 @@
 // ringpipe past one machine, on NATS JetStream: network links between segments, work queues and
 // agents (distributed sweeps and preprocessing), a shared artifact cache, cluster status.
-export { ClusterError, LinkError, WorkError } from './errors.js';
+export { ClusterError, ClusterRunError, LinkError, WorkError } from './errors.js';
 export {
   ClusterConnection, Namespace, Redactor, checkName, clientOptions, clusterError, isTransient, parseServers, redactUrl, retrying, useConnection,
   type ClusterOptions, type ClusterTarget, type ClusterTlsOptions,
@@ -14,13 +14,19 @@ export {
   Job, WorkQueue, jobId, listAgents, portableSpec, runJob, submitJob, workId,
   type AgentInfo, type ItemState, type JobRecord, type SubmitOptions, type WorkEvent, type WorkMessage, type WorkQueueOptions, type WorkResult, type WorkSpec,
 } from './work.js';
-export { registerWorkType, workTypes } from './registry.js';
-export { runPipelineWork, type PipelineWork, type PipelineWorkResult } from './builtins.js';
+export { registerWorkType, workTypes, type WorkTypeCode } from './registry.js';
+export { runPipelineWork, type PipelineWork, type PipelineWorkEvent, type PipelineWorkResult, type PipelineWorkStage } from './builtins.js';
 export {
   Agent, resolveWork, runAgent,
   type AgentOptions, type AgentSummary, type Checkpoint, type WorkContext, type WorkFunction,
 } from './agent.js';
 export { clusterStatus, type ClusterStatus, type JobStatus } from './status.js';
-export { agentCommand, clusterStatusCommand, connectionFromFlags, parseGpus, registerClusterCommands, type AgentFlags, type ConnectionFlags } from './cli.js';
+export { collectClusterGarbage, parseDuration, type ClusterGcOptions, type ClusterGcReport, type CollectedJob } from './gc.js';
+export {
+  agentCommand, clusterGcCommand, clusterStatusCommand, connectionFromFlags, parseGpus, registerClusterCommands,
+  type AgentFlags, type ClusterGcFlags, type ConnectionFlags,
+} from './cli.js';
 export { SharedArtifactStore, sharedCache, type RemoteEntry, type SharedCacheOptions } from './cache.js';
+export { runPipelineOnCluster, type ClusterRunOptions, type PipelineClusterOptions } from './remote-pipeline.js';
+export { sweepClusterPath, type SweepClusterOptions } from './remote-sweep.js';
 export { clusterDataPath, runSweepItem, type ClusterSweepOptions, type SweepItemPayload, type SweepItemResult } from './sweep.js';

@@ -1,18 +1,26 @@
 // Built-in work types by name: items whose `run` is `ringpipe:<name>`.
-import type { WorkFunction } from './agent.js';
-
-const builtins = new Map<string, () => Promise<WorkFunction>>();
+import type { WorkFunction } from './context.js';
 
 /**
- * Registers a built-in work type, run by items whose `run` is `ringpipe:<name>`. `load` is called
- * the first time an agent runs one (so heavy modules load only where they are used).
+ * A work type's code: a `module#export` reference (a file URL, an absolute path or a package name),
+ * imported in each item's own process like any work item, so a timed-out or abandoned item is
+ * terminated; or a loader, run inside the agent (a function cannot cross to another process: past
+ * a timeout such an item fails but its code is left running).
  */
-export function registerWorkType(name: string, load: () => Promise<WorkFunction> | WorkFunction): void {
-  builtins.set(name, async () => load());
+export type WorkTypeCode = string | (() => Promise<WorkFunction> | WorkFunction);
+
+const builtins = new Map<string, WorkTypeCode>();
+
+/**
+ * Registers a work type, run by items whose `run` is `ringpipe:<name>`. Prefer a `module#export`
+ * reference (`${import.meta.url}#myWork`); a loader is called the first time an agent runs one.
+ */
+export function registerWorkType(name: string, code: WorkTypeCode): void {
+  builtins.set(name, code);
 }
 
-/** The loader of a built-in work type, or undefined. */
-export function builtinWorkType(name: string): (() => Promise<WorkFunction>) | undefined {
+/** The code of a registered work type, or undefined. */
+export function builtinWorkType(name: string): WorkTypeCode | undefined {
   return builtins.get(name);
 }
 

@@ -30,7 +30,8 @@ export interface ClusterStatus {
   jobs: JobStatus[];
 }
 
-async function values<T>(kv: WorkQueue['results']): Promise<Map<string, T>> {
+/** Every live value of a KV bucket, by key. */
+export async function values<T>(kv: WorkQueue['results']): Promise<Map<string, T>> {
   const out = new Map<string, T>();
   const keys: string[] = [];
   for await (const k of await kv.keys()) keys.push(k);

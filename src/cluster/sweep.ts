@@ -10,19 +10,24 @@
 //
 // Re-running the same sweep re-attaches: trial ids are hashes of their parameters, item and job ids
 // are hashes of their content, so trials done are not run again and trials in flight are awaited.
+//
+// Every trainer checkpoints at each epoch end (weights, optimizer state, history); the agent keeps the
+// latest one of each trial in the item's checkpoint. An item redelivered after its agent died resumes
+// each trial after its last checkpointed epoch (the stream replays from epoch 1, the trainer passes
+// over the epochs done) and does not run again trials whose result was saved.
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { isAbsolute, join, relative, resolve, sep } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
 import type { Subscription } from '@nats-io/transport-node';
 import { canonicalJson, sha256 } from '../cache/hash.js';
 import type { EngineDataPathOptions } from '../sweep/engine-data-path.js';
 import type { DataPath, Wave, WaveEvents, WaveTrial } from '../sweep/sweep.js';
+import type { TrainerResume, TrainerState } from '../train/checkpoint.js';
 import type { EpochDecision, EpochReport, TrainerOptions, TrainerReady, TrainerResult } from '../train/trainer.js';
 import type { WorkContext } from './agent.js';
 import { ClusterConnection, type ClusterOptions } from './connect.js';
 import { WorkError } from './errors.js';
-import { submitJob, type WorkEvent, type WorkQueueOptions, type WorkSpec } from './work.js';
+import { portablePath, submitJob, type WorkEvent, type WorkQueueOptions, type WorkSpec } from './work.js';
 
 /** Options of {@link clusterDataPath}. */
 export interface ClusterSweepOptions extends ClusterOptions, WorkQueueOptions {
@@ -40,6 +45,12 @@ export interface ClusterSweepOptions extends ClusterOptions, WorkQueueOptions {
   gpus?: number;
   /** Where trainers run on the agent: `'process'` (default) or `'thread'`. */
   isolation?: 'process' | 'thread';
+  /**
+   * Checkpoint every trial at each epoch end, so that an item redelivered after its agent died
+   * resumes its trials where they were (default true). false: a redelivered trial starts over; no
+   * weights travel to the object store during training.
+   */
+  checkpoints?: boolean;
   /** Name of the sweep's jobs (letters, digits, `-`; default `sweep`). */
   name?: string;
   /** Directory relative module paths are made against (default: the current directory). */
@@ -69,6 +80,8 @@ export interface SweepItemPayload {
   trials: ItemTrial[];
   /** Subject for epoch reports that expect an early-stopping decision. */
   control: string;
+  /** false: no epoch checkpoints (see {@link ClusterSweepOptions.checkpoints}). */
+  checkpoints?: false;
 }
 
 /** What a `ringpipe:sweep-trials` item returns. */
@@ -82,12 +95,7 @@ type ProgressData =
 
 // ---- paths that cross machines ------------------------------------------------------------------
 
-function portable(path: string, root: string): string {
-  const p = path.startsWith('file:') ? fileURLToPath(path) : path;
-  if (!isAbsolute(p)) return p;
-  const rel = relative(resolve(root), p);
-  return !rel.startsWith('..') && !isAbsolute(rel) ? `./${rel.split(sep).join('/')}` : p;
-}
+const portable = portablePath;
 
 function local(path: string, root: string): string {
   return path.startsWith('./') || path.startsWith('../') ? resolve(root, path) : path;
@@ -138,6 +146,8 @@ async function runWaveOnCluster(options: ClusterSweepOptions, build: string, roo
         build,
         ...(options.args !== undefined ? { args: options.args } : {}),
         isolation: options.isolation ?? 'process',
+        // Only when off: the items (and their ids) of sweeps that checkpoint stay as they were.
+        ...(options.checkpoints === false ? { checkpoints: false as const } : {}),
         wave: wave.index,
         control,
         trials: g.map((wt) => {
@@ -148,11 +158,13 @@ async function runWaveOnCluster(options: ClusterSweepOptions, build: string, roo
     }));
 
     // Epoch reports arrive by request (live, wants a decision) and from the events stream (replayed
-    // when re-attaching): each is handled once.
+    // when re-attaching): each is handled once. A redelivered trial resumes after its last
+    // checkpoint, so it may report again an epoch done after that checkpoint: the first report
+    // stands, and its decision is the answer again.
     const decisions = new Map<string, Promise<EpochDecision>>();
     const readied = new Set<string>();
-    const onEpoch = (trialId: string, attempt: number, report: EpochReport): Promise<EpochDecision> => {
-      const k = `${trialId}:${attempt}:${report.epoch}`;
+    const onEpoch = (trialId: string, report: EpochReport): Promise<EpochDecision> => {
+      const k = `${trialId}:${report.epoch}`;
       let d = decisions.get(k);
       if (!d) {
         d = Promise.resolve().then(() => events.epoch(trialId, report));
@@ -166,18 +178,18 @@ async function runWaveOnCluster(options: ClusterSweepOptions, build: string, roo
       if (data.kind === 'ready' && !readied.has(`${data.trialId}:${e.attempt}`)) {
         readied.add(`${data.trialId}:${e.attempt}`);
         events.ready(data.trialId, data.info);
-      } else if (data.kind === 'epoch') void onEpoch(data.trialId, e.attempt, data.report).catch(() => undefined);
+      } else if (data.kind === 'epoch') void onEpoch(data.trialId, data.report).catch(() => undefined);
     };
     sub = conn.nc.subscribe(control, {
       callback: (err, msg) => {
         if (err) return;
-        let req: { trialId: string; attempt: number; report: EpochReport };
+        let req: { trialId: string; report: EpochReport };
         try {
           req = msg.json();
         } catch {
           return;
         }
-        onEpoch(req.trialId, req.attempt, req.report)
+        onEpoch(req.trialId, req.report)
           .then((decision) => msg.respond(JSON.stringify({ decision: decision ?? null })))
           .catch(() => msg.respond(JSON.stringify({ decision: null })));
       },
@@ -247,7 +259,7 @@ async function downloadModel(conn: ClusterConnection, objects: string[], dir: st
 
 // ---- the agent's side ---------------------------------------------------------------------------
 
-/** Removes the temporary model folders of agents of this machine that were killed. */
+/** Removes the scratch folders (models, checkpoints) of agents of this machine that were killed. */
 async function removeStaleModelDirs(): Promise<void> {
   const names = await readdir(tmpdir()).catch(() => [] as string[]);
   for (const name of names) {
@@ -275,11 +287,73 @@ export async function runSweepItem(payload: SweepItemPayload, ctx: WorkContext):
   ]);
   const build = (await resolveWork(payload.build, ctx.root)) as unknown as Build;
   await removeStaleModelDirs();
-  const modelDir = await mkdtemp(join(tmpdir(), `ringpipe-models-${process.pid}-`));
+  // Saved models, trainers' checkpoints and checkpoints to resume from, removed when the item ends.
+  const scratch = await mkdtemp(join(tmpdir(), `ringpipe-models-${process.pid}-`));
   try {
-    return await runTrials(payload, ctx, build, modelDir, engineDataPath, trainerEnv);
+    return await runTrials(payload, ctx, build, scratch, engineDataPath, trainerEnv);
   } finally {
-    await rm(modelDir, { recursive: true, force: true });
+    await rm(scratch, { recursive: true, force: true });
+  }
+}
+
+/** A trial's part of its item's checkpoint: its last epoch checkpoint, or its result once it has one. */
+type TrialCheckpoint =
+  | { kind: 'epoch'; state: TrainerState & { trialId?: string }; files: Record<string, Uint8Array> }
+  | { kind: 'result'; result: SweepItemResult['results'][number] };
+
+/** An item's checkpoint: the latest part of each of its trials. */
+interface ItemCheckpoint {
+  trials: Record<string, TrialCheckpoint>;
+}
+
+/**
+ * The item's checkpoint, kept through `ctx.checkpoint`: one object replaced whole (so a reader never
+ * sees part of one) holding every trial's latest part. Saves go one at a time; trials that checkpoint
+ * during a save go together in the next one.
+ */
+class ItemCheckpoints {
+  private readonly trials: Record<string, TrialCheckpoint>;
+  private queued?: Promise<void>;
+  private last: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly ctx: WorkContext,
+    loaded?: ItemCheckpoint,
+  ) {
+    this.trials = { ...(loaded?.trials ?? {}) };
+  }
+
+  get(trialId: string): TrialCheckpoint | undefined {
+    return this.trials[trialId];
+  }
+
+  /** Sets a trial's part; resolves once a save that holds it is complete. */
+  set(trialId: string, part: TrialCheckpoint): Promise<void> {
+    this.trials[trialId] = part;
+    if (!this.queued) {
+      const save = this.last.then(() => {
+        this.queued = undefined;
+        const epochs = Object.fromEntries(Object.entries(this.trials).map(([id, t]) => [id, t.kind === 'epoch' ? t.state.epoch : 'done']));
+        return this.ctx.checkpoint.save({ trials: { ...this.trials } } satisfies ItemCheckpoint, { epochs });
+      });
+      this.queued = save;
+      this.last = save.catch(() => undefined);
+    }
+    return this.queued;
+  }
+}
+
+/** The item's checkpoint saved by an earlier attempt, if there is one. */
+async function loadItemCheckpoint(ctx: WorkContext): Promise<ItemCheckpoint | undefined> {
+  if (ctx.attempt <= 1) return undefined;
+  try {
+    const ck = await ctx.checkpoint.load<ItemCheckpoint>();
+    if (!ck || !ck.value || typeof ck.value.trials !== 'object') return undefined;
+    ctx.log(`checkpoint of attempt ${ck.attempt} (agent ${ck.agent}): ${Object.entries(ck.value.trials).map(([id, t]) => `${id} ${t.kind === 'epoch' ? `after epoch ${t.state.epoch}` : 'done'}`).join(', ')}`);
+    return ck.value;
+  } catch (err) {
+    ctx.log(`cannot read the checkpoint of an earlier attempt, the trials start over: ${(err as Error).message}`);
+    return undefined;
   }
 }
 
@@ -287,22 +361,41 @@ async function runTrials(
   payload: SweepItemPayload,
   ctx: WorkContext,
   build: Build,
-  modelDir: string,
+  scratch: string,
   engineDataPath: typeof import('../sweep/engine-data-path.js').engineDataPath,
   trainerEnv: typeof import('../train/gpu.js').trainerEnv,
 ): Promise<SweepItemResult> {
-  const wave: Wave = {
-    index: payload.wave,
-    trials: payload.trials.map((t, i) => {
-      const gpu = ctx.gpus.length ? ctx.gpus[i % ctx.gpus.length]! : null;
-      return {
-        trial: t.trial,
-        slot: { index: i, gpu },
-        env: trainerEnv(gpu),
-        trainer: { ...mapModules(t.trainer, (p) => local(p, ctx.root)), ...(t.saveModel ? { save: join(modelDir, t.trial.id) } : {}) },
-      };
-    }),
-  };
+  const { STATE_JSON } = await import('../train/checkpoint.js');
+  const checkpoints = new ItemCheckpoints(ctx, await loadItemCheckpoint(ctx));
+  // Trials whose result an earlier attempt saved are not run again; the others resume from their last epoch.
+  const done = new Map<string, SweepItemResult['results'][number]>();
+  const trials: WaveTrial[] = [];
+  for (const [i, t] of payload.trials.entries()) {
+    const part = checkpoints.get(t.trial.id);
+    if (part?.kind === 'result') {
+      done.set(t.trial.id, part.result);
+      continue;
+    }
+    let resume: TrainerResume | undefined;
+    if (part?.kind === 'epoch') {
+      const dir = join(scratch, 'resume', t.trial.id);
+      await mkdir(dir, { recursive: true });
+      for (const [name, bytes] of Object.entries(part.files)) await writeFile(join(dir, name), bytes);
+      resume = { ...part.state, model: dir };
+    }
+    const gpu = ctx.gpus.length ? ctx.gpus[i % ctx.gpus.length]! : null;
+    trials.push({
+      trial: t.trial,
+      slot: { index: i, gpu },
+      env: trainerEnv(gpu),
+      trainer: {
+        ...mapModules(t.trainer, (p) => local(p, ctx.root)),
+        ...(t.saveModel ? { save: join(scratch, t.trial.id) } : {}),
+        ...(payload.checkpoints === false ? {} : { checkpoint: join(scratch, 'checkpoints', t.trial.id) }),
+        ...(resume ? { resume } : {}),
+      },
+    });
+  }
   const events: WaveEvents = {
     ready: (trialId, info) => void ctx.report({ kind: 'ready', trialId, info }).catch(() => undefined),
     epoch: async (trialId, report) => {
@@ -314,12 +407,19 @@ async function runTrials(
         return undefined; // no submitter listening (it will re-attach): go on
       }
     },
+    // The trainer waits while its checkpoint is stored: what a later attempt resumes from.
+    checkpoint: async (trialId, ck) => {
+      const files: Record<string, Uint8Array> = {};
+      for (const name of await readdir(ck.model)) if (name !== STATE_JSON) files[name] = await readFile(join(ck.model, name));
+      const { model: _dir, ...state } = ck;
+      await checkpoints.set(trialId, { kind: 'epoch', state, files });
+    },
     log: (m) => ctx.log(m),
   };
-  const path = engineDataPath({ build: (graph, w) => build(graph, w, payload.args), isolation: payload.isolation, run: { signal: ctx.signal, handleSigint: false } });
-  const results = await path.runWave(wave, events);
-  const out: SweepItemResult['results'] = [];
-  const os = payload.trials.some((t) => t.saveModel) ? await ctx.cluster.objectStore('models') : undefined;
+  const results = trials.length
+    ? await engineDataPath({ build: (graph, w) => build(graph, w, payload.args), isolation: payload.isolation, run: { signal: ctx.signal, handleSigint: false } }).runWave({ index: payload.wave, trials }, events)
+    : [];
+  const os = payload.trials.some((t) => t.saveModel) && results.length ? await ctx.cluster.objectStore('models') : undefined;
   for (const r of results) {
     const res: SweepItemResult['results'][number] = { ...r };
     if (os && r.model?.dir) {
@@ -332,7 +432,9 @@ async function runTrials(
       }
       res.modelObjects = names;
     }
-    out.push(res);
+    done.set(r.trialId!, res);
   }
-  return { results: out };
+  // Kept until the item's result is recorded: an attempt after a crash from here on runs nothing again.
+  if (results.length) await Promise.all(results.map((r) => checkpoints.set(r.trialId!, { kind: 'result', result: done.get(r.trialId!)! }))).catch((err) => ctx.log(`cannot save the trials' results in the checkpoint: ${(err as Error).message}`));
+  return { results: payload.trials.map((t) => done.get(t.trial.id)).filter((r) => r !== undefined) };
 }

@@ -38,8 +38,11 @@ export interface WorkSpec<P = unknown> {
   /** Name shown in tables (default: the item id's first characters). */
   label?: string;
   /**
-   * Seconds the item may run on an agent; past it the item fails with `ERR_WORK_TIMEOUT` and its
-   * `ctx.signal` is aborted (code should honour it). Default: no limit. Not part of the item's id.
+   * Seconds the item may run on an agent (from the start of its process). Past it, its `ctx.signal`
+   * is aborted; code still running the agent's `killGrace` later (default 3 s) is killed with every
+   * process it started (the item runs in a process group of its own); then the item is recorded as
+   * failed with `ERR_WORK_TIMEOUT` (naming the item, the agent and the limit), not retried, and its
+   * slot goes to the next item. Default: no limit. Not part of the item's id.
    */
   timeout?: number;
 }
@@ -131,14 +134,15 @@ export function portableSpec(spec: WorkSpec, root: string = process.cwd()): Work
   if (hash <= 0 || hash === spec.run.length - 1) {
     throw new WorkError('ERR_WORK_INVALID', `work item run '${spec.run}' must be 'module#export' or 'ringpipe:<type>'`);
   }
-  let mod = spec.run.slice(0, hash);
-  const exp = spec.run.slice(hash + 1);
-  if (mod.startsWith('file:')) mod = fileURLToPath(mod);
-  if (isAbsolute(mod)) {
-    const rel = relative(resolve(root), mod);
-    if (!rel.startsWith('..') && !isAbsolute(rel)) mod = `./${rel.split(sep).join('/')}`;
-  }
-  return { ...spec, run: `${mod}#${exp}` };
+  return { ...spec, run: `${portablePath(spec.run.slice(0, hash), root)}#${spec.run.slice(hash + 1)}` };
+}
+
+/** An absolute path (or file URL) under `root` as `./relative`, for agents to resolve against their root; other paths as given. */
+export function portablePath(path: string, root: string = process.cwd()): string {
+  const p = path.startsWith('file:') ? fileURLToPath(path) : path;
+  if (!isAbsolute(p)) return p;
+  const rel = relative(resolve(root), p);
+  return !rel.startsWith('..') && !isAbsolute(rel) ? `./${rel.split(sep).join('/')}` : p;
 }
 
 /** Handles to one project's work-queue resources. */

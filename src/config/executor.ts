@@ -67,6 +67,12 @@ export interface ExecuteOptions {
   /** Receives progress events. */
   onEvent?: (event: RunEvent) => void;
   /**
+   * Only these stage runs (node ids: `item`, or `item[branch]`) and the stages they read; the others
+   * are left out of the run and of its result. Default: every stage. (How the cluster splits a
+   * pipeline into work items.)
+   */
+  only?: readonly string[];
+  /**
    * Runs every stage function. Default: {@link InProcessRunner} for most stages, {@link EngineRunner}
    * for stages that ask for `workers` > 1 or `isolation` "thread" / "process".
    */
@@ -86,6 +92,23 @@ export interface JsonRunResult {
 /** The default cache directory of a pipeline: `.ringpipe/cache` beside the file. */
 export function defaultCacheDir(plan: Plan): string {
   return join(plan.pipeline.file ? dirname(plan.pipeline.file) : plan.pipeline.baseDir, '.ringpipe', 'cache');
+}
+
+/** The stage nodes named by `ids` and every stage they read, in plan order. */
+function withInputs(plan: Plan, ids: readonly string[]): PlanNode[] {
+  const byId = new Map(plan.nodes.map((n) => [n.id, n]));
+  const keep = new Set<PlanNode>();
+  const visit = (n: PlanNode) => {
+    if (keep.has(n)) return;
+    keep.add(n);
+    n.inputs.forEach(visit);
+  };
+  for (const id of ids) {
+    const n = byId.get(id);
+    if (!n || !isStage(n)) throw new ConfigError('ERR_CONFIG', [{ pointer: '', message: `no stage run '${id}' in the pipeline` }], { file: plan.pipeline.file });
+    visit(n);
+  }
+  return plan.nodes.filter((n) => isStage(n) && keep.has(n));
 }
 
 /** Code hash of every stage module this process has imported, by file. */
@@ -135,7 +158,7 @@ export async function executePlan(plan: Plan, options: ExecuteOptions = {}): Pro
     return spool.store;
   };
 
-  const stages = plan.nodes.filter(isStage);
+  const stages = options.only ? withInputs(plan, options.only) : plan.nodes.filter(isStage);
   const results = new Map<PlanNode, StageResult>();
   const artifacts = new Map<PlanNode, Artifact>();
 
@@ -353,7 +376,7 @@ export async function executePlan(plan: Plan, options: ExecuteOptions = {}): Pro
     if (item.kind === 'library') {
       const lookup = await loadLibraryStage(item.type);
       if (!lookup.ok) throw new StageError('ERR_NOT_AVAILABLE', item.name, node.branch, lookup.reason);
-      return { fn: lookup.impl.run.bind(lookup.impl), options: libraryOptions(item.def) };
+      return { fn: lookup.impl.run.bind(lookup.impl), options: node.code?.options ?? libraryOptions(item.def) };
     }
     const { file, exportName, identity } = node.code!;
     if (!file) throw new ConfigError('ERR_CONFIG', [{ item: item.name, field: 'run', pointer: ptr(item.name, 'run'), message: `module of '${String(item.def.run)}' does not exist` }]);

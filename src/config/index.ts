@@ -29,12 +29,14 @@ export { ReplayableInput, openReplaySource, type ReplaySource } from './feeds.js
 export { collectGarbage, type GcOptions, type GcReport } from './gc.js';
 export { EngineRunner, ENGINE_MAX_WORKERS } from './engine-runner.js';
 export { describeItems, describePlan, type GraphText } from './describe.js';
-export { LIBRARY_STAGE_TYPES, loadLibraryStage, type LibraryStageImplementation, type LibraryStageType } from './library.js';
+export { LIBRARY_STAGE_TYPES, loadLibraryStage, type LibraryIssue, type LibraryStageImplementation, type LibraryStageType } from './library.js';
+export { loadTrainedModel, type TrainedModel, type TrainerStageOptions, type DataRefOption } from './trainer-stage.js';
 export {
   JsonPipeline,
   loadPipeline,
   type ArtifactResult,
   type CacheLocationOptions,
+  type JsonRunOptions,
   type ResultsOptions,
   type StagePlanEntry,
 } from './pipeline.js';
@@ -56,5 +58,6 @@ export type {
   FileFolderItem,
   StageItem,
   LibraryStageItem,
+  TrainerItem,
   StageCommon,
 } from './types.js';

@@ -3,12 +3,13 @@
 // Each type names a module (relative to this file) and an export (a dotted path) holding a
 // {@link LibraryStageImplementation}. Its function is called exactly like a user's `run` function
 // (see runner.ts): one argument per input, then a StageContext whose `options` holds the item's own
-// fields (everything but type, inputs, workers, isolation, cache, on_error). image_preprocess is an
-// adapter in this directory over src/image's `preprocess`; trainer is expected from src/train as
-// `configStages.trainer` (not there yet: such a stage fails with ERR_NOT_AVAILABLE).
+// fields (everything but type, inputs, workers, isolation, cache, on_error). Both types are adapters
+// in this directory: image_preprocess over src/image's `preprocess`, trainer over src/train's
+// `Trainer` (trainer-stage.ts). A type whose module is missing fails its stages with ERR_NOT_AVAILABLE.
 import { fileURLToPath } from 'node:url';
 import { resolveFile } from '../cache/source-hash.js';
-import { importModule } from './modules.js';
+import { importModule, resolveRunModule } from './modules.js';
+import type { InputMode } from './types.js';
 
 /** What a library module provides for one stage type. */
 export interface LibraryStageImplementation {
@@ -18,6 +19,19 @@ export interface LibraryStageImplementation {
   optionsSchema?: Record<string, unknown>;
   /** How many inputs the stage takes, when fixed (checked when the pipeline is validated). */
   inputs?: number;
+  /**
+   * Checks of the item as a whole that the options schema cannot express (e.g. an option that needs
+   * `"isolation": "process"`), run when the pipeline is validated; each problem names its field.
+   */
+  check?(def: Readonly<Record<string, unknown>>): LibraryIssue[];
+}
+
+/** A problem {@link LibraryStageImplementation.check} found. */
+export interface LibraryIssue {
+  /** The field concerned (dotted for nested options). */
+  field?: string;
+  /** What is wrong. */
+  message: string;
 }
 
 /** A library stage type and where its implementation lives. */
@@ -28,22 +42,90 @@ export interface LibraryStageType {
   export: string;
   /** What it does, for messages. */
   description: string;
+  /**
+   * Its inputs other than parameter items (its data): how many it takes, the mode they get when the
+   * item names them without `"as"`, and the modes allowed. Default: any number, `each`, any mode.
+   */
+  data?: { count: number; mode: InputMode; modes: readonly InputMode[] };
+  /**
+   * Options naming modules of the project, with the exports looked for when the value names none. A
+   * value is `"./file.js"` or `"./file.js#export"` relative to the pipeline file, or an object with
+   * such a `module` (and an `export`). Validation checks the file and export; the module's code and
+   * what it imports are part of the stage's cache key; the stage receives absolute paths.
+   */
+  modules?: Readonly<Record<string, readonly string[]>>;
+  /** Options that do not change what the stage computes (left out of its cache key), like `workers`. */
+  operational?: readonly string[];
 }
 
 /** The stage types ringpipe's library provides. */
 export const LIBRARY_STAGE_TYPES: Readonly<Record<string, LibraryStageType>> = {
   image_preprocess: { module: './image-stage.js', export: 'imagePreprocess', description: 'image decoding and preprocessing (src/image)' },
-  trainer: { module: '../train/index.js', export: 'configStages.trainer', description: 'the TensorFlow.js trainer (src/train)' },
+  trainer: {
+    module: './trainer-stage.js',
+    export: 'trainer',
+    description: 'the TensorFlow.js trainer (src/train)',
+    data: { count: 1, mode: 'iterable', modes: ['iterable', 'all'] },
+    modules: { model: ['createModel', 'default'], validation: ['default'], test: ['default'] },
+    operational: ['gpus'],
+  },
 };
 
 /** Fields of a library stage item that are not options of the implementation. */
 export const STAGE_FIELDS = new Set(['type', 'inputs', 'workers', 'isolation', 'cache', 'on_error', '$comment', 'run']);
 
 /** The options of a library stage item: its fields other than the common stage fields. */
-export function libraryOptions(def: Record<string, unknown>): Record<string, unknown> {
+export function libraryOptions(def: Readonly<Record<string, unknown>>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(def)) if (!STAGE_FIELDS.has(k)) out[k] = v;
   return out;
+}
+
+/** A module named by an option of a library stage (see {@link LibraryStageType.modules}). */
+export interface ModuleOption {
+  /** The field holding the module (`model`, `validation.module`). */
+  field: string;
+  /** The module as written. */
+  module: string;
+  /** The export named by `#name` or an `export` field. */
+  exportName?: string;
+  /** The exports looked for when none is named. */
+  defaults: readonly string[];
+}
+
+/** The modules named by the options of a library stage item. */
+export function moduleOptions(type: string, options: Readonly<Record<string, unknown>>): ModuleOption[] {
+  const out: ModuleOption[] = [];
+  for (const [name, defaults] of Object.entries(LIBRARY_STAGE_TYPES[type]?.modules ?? {})) {
+    const v = options[name];
+    if (typeof v === 'string') {
+      const hash = v.lastIndexOf('#');
+      out.push({ field: name, module: hash < 0 ? v : v.slice(0, hash), ...(hash < 0 ? {} : { exportName: v.slice(hash + 1) }), defaults });
+    } else if (v && typeof v === 'object' && typeof (v as { module?: unknown }).module === 'string') {
+      const e = (v as { export?: unknown }).export;
+      out.push({ field: `${name}.module`, module: (v as { module: string }).module, ...(typeof e === 'string' ? { exportName: e } : {}), defaults });
+    }
+  }
+  return out;
+}
+
+/** The options with their modules' paths made absolute (against `baseDir`, the pipeline file's directory). */
+export function resolveModuleOptions(type: string, options: Readonly<Record<string, unknown>>, baseDir: string): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...options };
+  for (const m of moduleOptions(type, options)) {
+    const { path } = resolveRunModule(m.module, baseDir);
+    if (!path) continue; // reported by validation; the stage fails importing it
+    const [name, sub] = m.field.split('.');
+    if (sub) out[name!] = { ...(options[name!] as object), module: path };
+    else out[name!] = m.exportName === undefined ? path : `${path}#${m.exportName}`;
+  }
+  return out;
+}
+
+/** The options that are part of a library stage's cache key (all but its operational ones). */
+export function keyOptions(type: string, def: Readonly<Record<string, unknown>>): Record<string, unknown> {
+  const operational = new Set(LIBRARY_STAGE_TYPES[type]?.operational ?? []);
+  return Object.fromEntries(Object.entries(libraryOptions(def)).filter(([k]) => !operational.has(k)));
 }
 
 /** The file implementing a library type, or undefined when it is not there. */

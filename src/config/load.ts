@@ -27,6 +27,8 @@ export interface LoadedPipeline {
   items: PipelineItem[];
   /** Problems that will stop a run at a particular stage but not validation. */
   warnings: ConfigIssue[];
+  /** The `set` overrides applied (so the same pipeline can be loaded elsewhere, e.g. on an agent). */
+  overrides?: readonly string[];
 }
 
 /**
@@ -65,7 +67,7 @@ export async function loadPipelineSpec(
     checkModules: options.checkModules,
     checkFiles: options.checkFiles,
   });
-  return { file: options.file, baseDir: options.baseDir, spec: copy, items, warnings };
+  return { file: options.file, baseDir: options.baseDir, spec: copy, items, warnings, ...(options.set?.length ? { overrides: [...options.set] } : {}) };
 }
 
 /** Parses JSON; a syntax error names the line and column. */

@@ -7,6 +7,18 @@ import { defaultCacheDir, executePlan, type ExecuteOptions, type JsonRunResult }
 import { loadPipelineFile, loadPipelineSpec, type LoadedPipeline, type LoadOptions } from './load.js';
 import { buildPlan, isStage, type Plan, type PlanNode } from './plan.js';
 import type { PipelineSpec } from './types.js';
+import type { PipelineClusterOptions } from '../cluster/remote-pipeline.js';
+
+/** Options of {@link JsonPipeline.run}. */
+export interface JsonRunOptions extends ExecuteOptions {
+  /**
+   * Runs the branches on a cluster's agents instead of this machine: a server URL
+   * (`nats://host:4222`) or connection options (credentials, TLS, project, GPUs per item, ...).
+   * Agents share the cache; the final stages' artifacts are copied into the local cache, and the
+   * result is a local run's. Needs grid or random search items (see docs/cluster.md).
+   */
+  cluster?: string | PipelineClusterOptions;
+}
 
 /** Where a pipeline's cache is. */
 export interface CacheLocationOptions {
@@ -87,7 +99,9 @@ export class JsonPipeline {
   }
 
   /** Runs the pipeline; stages already in the cache are not run. */
-  async run(options: ExecuteOptions = {}): Promise<JsonRunResult> {
+  async run(options: JsonRunOptions = {}): Promise<JsonRunResult> {
+    // Loaded only for cluster runs: local runs need no NATS client.
+    if (options.cluster) return (await import('../cluster/remote-pipeline.js')).runPipelineOnCluster(this, { ...options, cluster: options.cluster });
     return executePlan(await this.plan(), options);
   }
 

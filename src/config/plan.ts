@@ -11,7 +11,7 @@
 import { resolve } from 'node:path';
 import { hashModuleGraph } from '../cache/source-hash.js';
 import { hashValue, shortHash } from '../cache/hash.js';
-import { LIBRARY_STAGE_TYPES, libraryModuleFile, libraryOptions } from './library.js';
+import { LIBRARY_STAGE_TYPES, keyOptions, libraryModuleFile, libraryOptions, moduleOptions, resolveModuleOptions } from './library.js';
 import type { LoadedPipeline } from './load.js';
 import { parseRun, resolveRunModule } from './modules.js';
 import { gridCombinations, parameterValues, randomCombinations } from './search.js';
@@ -44,8 +44,9 @@ export interface PlanNode {
   /**
    * For stages: the module file and export (or the library type), the code's hash for the key
    * (paths relative to the pipeline), and its identity (absolute paths: what this process has loaded).
+   * For library stages, `options` are the options the implementation receives (module paths resolved).
    */
-  code?: { file?: string; exportName?: string; library?: string; hash: string; identity: string };
+  code?: { file?: string; exportName?: string; library?: string; hash: string; identity: string; options?: Record<string, unknown> };
 }
 
 /** The whole plan. */
@@ -104,6 +105,7 @@ export async function buildPlan(pipeline: LoadedPipeline): Promise<Plan> {
     const grids = searchOf.get(item.name)!;
     const files = item.kind === 'file' || item.kind === 'folder' ? await sourceFiles(item.def, item.kind, pipeline.baseDir) : undefined;
     const code = isStage(item) ? await stageCode(item, pipeline.baseDir, codeHash) : undefined;
+    const operational = new Set([...OPERATIONAL, ...(LIBRARY_STAGE_TYPES[item.type]?.operational ?? [])]);
     const list: PlanNode[] = [];
     for (const assignment of product(grids.map((g) => combos.get(g)!.length))) {
       const a = new Map(grids.map((g, i) => [g, assignment[i]!]));
@@ -142,7 +144,7 @@ export async function buildPlan(pipeline: LoadedPipeline): Promise<Plan> {
             v: KEY_VERSION,
             kind: 'stage',
             name: item.name,
-            def: Object.fromEntries(Object.entries(item.def).filter(([k]) => !OPERATIONAL.has(k) && k !== 'inputs')),
+            def: Object.fromEntries(Object.entries(item.def).filter(([k]) => !operational.has(k) && k !== 'inputs')),
             code: code!.hash,
             inputs: item.inputs.map((ref, i) => ({ from: ref.from, as: ref.as, key: inputs[i]!.key })),
           });
@@ -166,7 +168,21 @@ async function stageCode(item: PipelineItem, baseDir: string, codeHash: (file: s
     const file = libraryModuleFile(item.type);
     // Unavailable implementations still get a key (the run fails at that stage with a clear error).
     const h = file ? await codeHash(file) : { hash: hashValue({ unavailable: LIBRARY_STAGE_TYPES[item.type]?.module }), identity: '' };
-    return { library: item.type, file, hash: hashValue({ hash: h.hash, options: libraryOptions(item.def) }), identity: h.identity };
+    const options = libraryOptions(item.def);
+    // Modules the options name (a trainer's model) are code of the stage, as a `run` module is.
+    const modules = await Promise.all(
+      moduleOptions(item.type, options).map(async (m) => {
+        const { path } = resolveRunModule(m.module, baseDir);
+        return path ? (await codeHash(path)).hash : hashValue({ missing: m.module });
+      }),
+    );
+    return {
+      library: item.type,
+      file,
+      hash: hashValue({ hash: h.hash, options: keyOptions(item.type, item.def), ...(modules.length ? { modules } : {}) }),
+      identity: h.identity,
+      options: resolveModuleOptions(item.type, options, baseDir),
+    };
   }
   const target = parseRun(item.def.run as string);
   const { path } = resolveRunModule(target.module, baseDir);

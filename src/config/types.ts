@@ -1,5 +1,6 @@
 // The shapes of a JSON pipeline, as TypeScript types (the JSON Schema in schema/pipeline.schema.json
 // is the authority for files; these types let the same pipeline be written in code).
+import type { TrainerStageOptions } from './trainer-stage.js';
 
 /** How a stage consumes an input. */
 export type InputMode =
@@ -99,8 +100,17 @@ export interface LibraryStageItem extends StageCommon {
   [option: string]: unknown;
 }
 
+/**
+ * A `trainer` stage with its options typed (see trainer-stage.ts): one data input (read `iterable`
+ * unless it says `all`) and parameter items; trains one model per branch.
+ */
+export interface TrainerItem extends StageCommon, TrainerStageOptions {
+  type: 'trainer';
+  inputs: InputSpec[];
+}
+
 /** Any pipeline item. */
-export type PipelineItemSpec = ParametersItem | GridSearchItem | RandomSearchItem | FileItem | FileFolderItem | StageItem | LibraryStageItem;
+export type PipelineItemSpec = ParametersItem | GridSearchItem | RandomSearchItem | FileItem | FileFolderItem | StageItem | TrainerItem | LibraryStageItem;
 
 /** A whole pipeline: named items (names are identifiers). */
 export type PipelineSpec = { [name: string]: PipelineItemSpec | string | undefined } & { $schema?: string };

@@ -6,7 +6,7 @@ import { resolve } from 'node:path';
 import type { ErrorObject } from 'ajv';
 import { canonicalJson } from '../cache/hash.js';
 import { ConfigError, type ConfigIssue } from './errors.js';
-import { LIBRARY_STAGE_TYPES, libraryOptions, loadLibraryStage } from './library.js';
+import { LIBRARY_STAGE_TYPES, libraryOptions, loadLibraryStage, moduleOptions } from './library.js';
 import { findExport, parseRun, resolveRunModule } from './modules.js';
 import { getAjv, schemaErrors } from './schema.js';
 import type { InputMode, InputRef, ItemKind, PipelineItem } from './types.js';
@@ -91,6 +91,7 @@ export async function validatePipeline(spec: unknown, options: ValidateOptions):
   }
   const byName = new Map(items.map((i) => [i.name, i]));
   checkInputKinds(items, byName, issues);
+  checkDataInputs(items, byName, issues);
   const cycle = findCycle(items);
   if (cycle) {
     issues.push({
@@ -104,7 +105,7 @@ export async function validatePipeline(spec: unknown, options: ValidateOptions):
   for (const item of items) {
     if (options.checkFiles !== false && (item.kind === 'file' || item.kind === 'folder')) checkPath(item, options.baseDir, issues);
     if (options.checkModules !== false && item.kind === 'stage') await checkRun(item, options.baseDir, issues);
-    if (options.checkModules !== false && item.kind === 'library') await checkLibrary(item, issues, warnings);
+    if (options.checkModules !== false && item.kind === 'library') await checkLibrary(item, options.baseDir, issues, warnings);
   }
   if (issues.length) throw new ConfigError('ERR_CONFIG', sortIssues(issues, names), { file: options.file });
   return { items, warnings };
@@ -296,6 +297,40 @@ function checkInputKinds(items: PipelineItem[], byName: Map<string, PipelineItem
   }
 }
 
+const isParameters = (i: PipelineItem) => i.kind === 'parameters' || i.kind === 'grid' || i.kind === 'random';
+
+/** Library stages that say how they read their data inputs: their count, their default mode, the modes allowed. */
+function checkDataInputs(items: PipelineItem[], byName: Map<string, PipelineItem>, issues: ConfigIssue[]): void {
+  for (const item of items) {
+    const data = item.kind === 'library' ? LIBRARY_STAGE_TYPES[item.type]?.data : undefined;
+    const raw = item.def.inputs;
+    if (!data || !Array.isArray(raw) || raw.length !== item.inputs.length) continue; // broken inputs: already reported
+    const names: string[] = [];
+    item.inputs.forEach((ref, i) => {
+      const src = byName.get(ref.from);
+      if (!src || isParameters(src)) return;
+      names.push(ref.from);
+      if ((raw[i] as { as?: unknown }).as === undefined) ref.as = data.mode;
+      else if (!data.modes.includes(ref.as)) {
+        issues.push({
+          item: item.name,
+          field: `inputs.${i}.as`,
+          pointer: ptr(item.name, 'inputs', i, 'as'),
+          message: `a '${item.type}' stage reads its data input whole: "as" must be ${data.modes.map((m) => `"${m}"`).join(' or ')} (default "${data.mode}"), not "${ref.as}"`,
+        });
+      }
+    });
+    if (names.length !== data.count) {
+      issues.push({
+        item: item.name,
+        field: 'inputs',
+        pointer: ptr(item.name, 'inputs'),
+        message: `a '${item.type}' stage takes ${data.count} data input${data.count === 1 ? '' : 's'} (a stage, file or file_folder item) besides parameter items; got ${names.length}${names.length ? ` (${names.map((n) => `'${n}'`).join(', ')})` : ''}`,
+      });
+    }
+  }
+}
+
 function checkRandom(item: PipelineItem, issues: ConfigIssue[]): void {
   if (!Object.keys(item.def).some((k) => !['type', 'count', 'seed', '$comment'].includes(k))) {
     issues.push({ item: item.name, pointer: ptr(item.name), message: 'a random search needs at least one field with a distribution' });
@@ -386,7 +421,7 @@ async function checkRun(item: PipelineItem, baseDir: string, issues: ConfigIssue
   }
 }
 
-async function checkLibrary(item: PipelineItem, issues: ConfigIssue[], warnings: ConfigIssue[]): Promise<void> {
+async function checkLibrary(item: PipelineItem, baseDir: string, issues: ConfigIssue[], warnings: ConfigIssue[]): Promise<void> {
   const lookup = await loadLibraryStage(item.type);
   if (!lookup.ok) {
     warnings.push({ item: item.name, field: 'type', pointer: ptr(item.name, 'type'), message: `${lookup.reason}; a run will fail at this stage` });
@@ -397,15 +432,73 @@ async function checkLibrary(item: PipelineItem, issues: ConfigIssue[], warnings:
     issues.push({ item: item.name, field: 'inputs', pointer: ptr(item.name, 'inputs'), message: `a '${item.type}' stage takes ${arity} input${arity === 1 ? '' : 's'} (got ${item.inputs.length})` });
   }
   const schema = lookup.impl.optionsSchema;
-  if (!schema) return;
-  const validate = getAjv().compile(schema);
-  if (validate(libraryOptions(item.def))) return;
-  for (const e of validate.errors ?? []) {
-    const segs = segmentsOf(e.instancePath);
-    const field = e.keyword === 'required' ? (e.params as { missingProperty: string }).missingProperty : e.keyword === 'additionalProperties' ? (e.params as { additionalProperty: string }).additionalProperty : segs.join('.') || undefined;
-    const message = e.keyword === 'additionalProperties' ? `unknown option '${field}' of a '${item.type}' stage` : e.keyword === 'required' ? `missing option '${field}'` : (e.message ?? 'is invalid');
-    issues.push({ item: item.name, field, pointer: field ? ptr(item.name, ...field.split('.')) : ptr(item.name), message });
+  const options = libraryOptions(item.def);
+  const validate = schema ? getAjv().compile(schema) : undefined;
+  if (validate && !validate(options)) {
+    issues.push(...optionIssues(item, schema!, validate.errors ?? []));
+    return;
   }
+  for (const problem of lookup.impl.check?.(item.def) ?? []) {
+    issues.push({ item: item.name, field: problem.field, pointer: problem.field ? ptr(item.name, ...problem.field.split('.')) : ptr(item.name), message: problem.message });
+  }
+  for (const m of moduleOptions(item.type, options)) {
+    const pointer = ptr(item.name, ...m.field.split('.'));
+    const { path, problem } = resolveRunModule(m.module, baseDir);
+    if (!path) {
+      issues.push({ item: item.name, field: m.field, pointer, message: problem! });
+      continue;
+    }
+    const wanted = m.exportName === undefined ? m.defaults : [m.exportName];
+    if (!wanted.length) continue;
+    const found = await Promise.all(wanted.map((name) => findExport(path, name)));
+    if (!found.some((f) => f.found)) {
+      const exports = found[0]!.exports;
+      issues.push({
+        item: item.name,
+        field: m.field,
+        pointer,
+        message: `module '${m.module}' has no export ${wanted.map((w) => `'${w}'`).join(' or ')} (it exports: ${exports.length ? exports.join(', ') : 'nothing'})`,
+      });
+    }
+  }
+}
+
+/**
+ * A library stage's options against its schema, one issue per field. A value that matches no branch
+ * of a `oneOf` / `anyOf` gets that node's `description` (what the branches' own errors would only
+ * say piecemeal).
+ */
+function optionIssues(item: PipelineItem, schema: Record<string, unknown>, errors: ErrorObject[]): ConfigIssue[] {
+  const alternatives = new Map<string, string>();
+  for (const e of errors) {
+    if (e.keyword !== 'oneOf' && e.keyword !== 'anyOf') continue;
+    let node: unknown = schema;
+    for (const seg of e.schemaPath.replace(/^#\//, '').split('/').slice(0, -1)) node = (node as Record<string, unknown> | undefined)?.[seg];
+    const description = (node as { description?: unknown } | undefined)?.description;
+    alternatives.set(e.instancePath, typeof description === 'string' ? description : (e.message ?? 'is invalid'));
+  }
+  const out: ConfigIssue[] = [];
+  const seen = new Set<string>();
+  for (const e of errors) {
+    if (e.keyword === 'if') continue; // its `then` says what is wrong
+    const alt = [...alternatives].find(([path]) => e.instancePath === path || e.instancePath.startsWith(`${path}/`));
+    const named = alt ? undefined : e.keyword === 'required' ? (e.params as { missingProperty: string }).missingProperty : e.keyword === 'additionalProperties' ? (e.params as { additionalProperty: string }).additionalProperty : undefined;
+    const field = [...segmentsOf(alt ? alt[0] : e.instancePath), ...(named ? [named] : [])].join('.') || undefined;
+    const message = alt
+      ? alt[1]
+      : e.keyword === 'additionalProperties'
+        ? `unknown option '${field}' of a '${item.type}' stage`
+        : e.keyword === 'required'
+          ? `missing option '${field}'`
+          : e.keyword === 'enum'
+            ? `must be one of ${(e.params as { allowedValues: unknown[] }).allowedValues.map((v) => show(v)).join(', ')}`
+            : (e.message ?? 'is invalid');
+    const pointer = field ? ptr(item.name, ...field.split('.')) : ptr(item.name);
+    if (seen.has(pointer)) continue;
+    seen.add(pointer);
+    out.push({ item: item.name, field, pointer, message });
+  }
+  return out;
 }
 
 /** The name in `names` closest to `name` (edit distance at most 2 and less than half its length), or undefined. */

@@ -10,6 +10,7 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RingpipeError } from '../errors.js';
+import type { TrainerCheckpoint } from '../train/checkpoint.js';
 import type { EpochDecision, EpochReport, TrainerContext, TrainerReady } from '../train/trainer.js';
 
 /** The control channel failed (`ERR_SWEEP_CONTROL`). */
@@ -23,12 +24,15 @@ export class SweepControlError extends RingpipeError {
 export interface ControlHandlers {
   ready(trialId: string, info: TrainerReady): void;
   epoch(trialId: string, report: EpochReport): EpochDecision | Promise<EpochDecision>;
+  /** A trainer's epoch-end checkpoint (trainer option `checkpoint`); the trainer waits until it returns. */
+  checkpoint?(trialId: string, checkpoint: TrainerCheckpoint): void | Promise<void>;
   log(message: string): void;
 }
 
 type ClientMessage =
   | { t: 'ready'; trial: string; info: TrainerReady }
   | { t: 'epoch'; trial: string; n: number; report: EpochReport }
+  | { t: 'checkpoint'; trial: string; n: number; checkpoint: TrainerCheckpoint }
   | { t: 'log'; trial: string; message: string };
 
 interface ServerMessage {
@@ -103,11 +107,11 @@ export class ControlServer {
         }
         if (m.t === 'ready') handlers.ready(m.trial, m.info);
         else if (m.t === 'log') handlers.log(m.message);
-        else if (m.t === 'epoch') {
+        else if (m.t === 'epoch' || m.t === 'checkpoint') {
           void Promise.resolve()
-            .then(() => handlers.epoch(m.trial, m.report))
+            .then(() => (m.t === 'epoch' ? handlers.epoch(m.trial, m.report) : handlers.checkpoint?.(m.trial, m.checkpoint)))
             .catch((e: unknown) => {
-              handlers.log(`sweep control: epoch handler failed for trial ${m.trial}: ${(e as Error).message}`);
+              handlers.log(`sweep control: ${m.t} handler failed for trial ${m.trial}: ${(e as Error).message}`);
               return undefined;
             })
             .then((decision) => {
@@ -136,6 +140,8 @@ export class ControlServer {
 export interface ControlClientOptions {
   /** Give up waiting for an epoch decision after this many ms and continue. Default 60,000. */
   replyTimeoutMs?: number;
+  /** Give up waiting for a checkpoint to be taken (e.g. uploaded) after this many ms and continue. Default 600,000. */
+  checkpointTimeoutMs?: number;
 }
 
 /** The trainer's end of the channel. */
@@ -148,6 +154,7 @@ export class ControlClient {
     private readonly socket: Socket,
     private readonly trialId: string,
     private readonly timeoutMs: number,
+    private readonly checkpointTimeoutMs: number,
   ) {
     lines(socket, (line) => {
       try {
@@ -172,7 +179,7 @@ export class ControlClient {
       const socket = connect(address);
       socket.once('connect', () => {
         socket.removeAllListeners('error');
-        resolve(new ControlClient(socket, trialId, options.replyTimeoutMs ?? 60_000));
+        resolve(new ControlClient(socket, trialId, options.replyTimeoutMs ?? 60_000, options.checkpointTimeoutMs ?? 600_000));
       });
       socket.once('error', (e) => reject(new SweepControlError(`trial ${trialId}: cannot reach the sweep at ${address}: ${e.message}`, { cause: e })));
     });
@@ -183,23 +190,29 @@ export class ControlClient {
     return {
       onReady: (info) => this.send({ t: 'ready', trial: this.trialId, info }),
       onEpoch: (report) => this.epoch(report),
+      onCheckpoint: async (checkpoint) => void (await this.request((n) => ({ t: 'checkpoint', trial: this.trialId, n, checkpoint }), this.checkpointTimeoutMs)),
       log: (message) => this.send({ t: 'log', trial: this.trialId, message }),
     };
   }
 
   epoch(report: EpochReport): Promise<EpochDecision> {
+    return this.request((n) => ({ t: 'epoch', trial: this.trialId, n, report }), this.timeoutMs);
+  }
+
+  /** Sends a message that expects a reply; resolves with the reply's decision, or undefined after `timeoutMs`. */
+  private request(message: (n: number) => ClientMessage, timeoutMs: number): Promise<EpochDecision> {
     if (this.closed) return Promise.resolve(undefined);
     const n = this.next++;
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         this.pending.delete(n);
         resolve(undefined);
-      }, this.timeoutMs);
+      }, timeoutMs);
       this.pending.set(n, (d) => {
         clearTimeout(timer);
         resolve(d);
       });
-      this.send({ t: 'epoch', trial: this.trialId, n, report });
+      this.send(message(n));
     });
   }
 

@@ -9,6 +9,7 @@ import { Graph } from '../pipeline/graph.js';
 import type { Stream } from '../pipeline/stream.js';
 import type { RunOptions, RunResult } from '../runtime/supervisor.js';
 import { Sink } from '../segments/segment.js';
+import { callerFile } from '../segments/locate.js';
 import type { TrainerResult } from '../train/trainer.js';
 import { ControlServer } from './control.js';
 import type { DataPath, Wave } from './sweep.js';
@@ -20,9 +21,12 @@ export interface EngineDataPathOptions {
   /**
    * Adds the source and preprocessing segments of one wave to `graph` and returns the stream the
    * trainers read: `{ xs, ys }` batches and `{ epochEnd: n }` markers for every epoch, or two
-   * streams `[xs, ys]` of tensors (markers on both). Called once per wave.
+   * streams `[xs, ys]` of tensors (markers on both). Called once per wave, with `args`.
+   * For `sweep({ cluster })` it must be exported by a module (agents import it; a closure cannot travel).
    */
-  build(graph: Graph, wave: Wave): Stream | [Stream, Stream];
+  build(graph: Graph, wave: Wave, args: unknown): Stream | [Stream, Stream];
+  /** Argument handed to `build` (JSON when the sweep runs on a cluster). */
+  args?: unknown;
   /** Where trainers run: `'process'` (default; needed for GPU binding and to free tfjs memory per trial) or `'thread'`. */
   isolation?: 'process' | 'thread';
   /** Options for each wave's run (progress callback, cancellation signal, ...). */
@@ -40,11 +44,12 @@ export function engineDataPath(options: EngineDataPathOptions): DataPath {
   return {
     name: `engine (${isolation === 'process' ? 'trainer processes' : 'trainer threads'})`,
     isolation,
+    remote: { build: options.build, declaredIn: callerFile(), args: options.args, isolation },
     async runWave(wave, events) {
       const control = await ControlServer.start(events);
       try {
         const graph = new Graph();
-        const input = options.build(graph, wave);
+        const input = options.build(graph, wave, options.args);
         const streams = Array.isArray(input) ? input : [input];
         for (const wt of wave.trials) {
           const sinkOptions: TrainerSinkOptions = { trainer: wt.trainer, control: control.address };

@@ -11,6 +11,7 @@ import { cp, mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { InvalidArgumentError } from '../errors.js';
 import { resolveGpus, planSlots, trainerEnv, type GpuSharing, type GpuSpec, type TrainerSlot, type DetectGpusOptions } from '../train/gpu.js';
+import type { TrainerCheckpoint } from '../train/checkpoint.js';
 import { isBetter, resolveMode, type MonitorMode } from '../train/monitor.js';
 import {
   Trainer,
@@ -28,6 +29,7 @@ import { serializeTrials, writeResultFiles, type BestTrial, type ResultFiles, ty
 import { gridSearch, makeTrials, randomSearch, waves, type GridSpace, type Params, type RandomSearchOptions, type Trial } from './space.js';
 import { LiveTable, type ConsoleMode } from './table.js';
 import type { TrialRecord } from './types.js';
+import type { SweepClusterOptions } from '../cluster/remote-sweep.js';
 
 /** One trial of a wave, as the data path must run it. */
 export interface WaveTrial {
@@ -50,6 +52,11 @@ export interface WaveEvents {
   ready(trialId: string, info: TrainerReady): void;
   /** Returns the early-stopping decision to hand back to the trainer. */
   epoch(trialId: string, report: EpochReport): EpochDecision | Promise<EpochDecision>;
+  /**
+   * A trainer's epoch-end checkpoint (when its options ask for `checkpoint`), e.g. to store it away;
+   * the trainer waits until it returns.
+   */
+  checkpoint?(trialId: string, checkpoint: TrainerCheckpoint): void | Promise<void>;
   log(message: string): void;
 }
 
@@ -66,6 +73,20 @@ export interface DataPath {
   /** `'process'`: each trainer in its own process with `env` applied (required for GPU binding). */
   isolation: 'process' | 'thread' | 'in-process';
   runWave(wave: Wave, events: WaveEvents): Promise<TrainerResult[]>;
+  /** How agents rebuild this data path when the sweep runs on a cluster (engineDataPath sets it). */
+  remote?: RemoteDataPath;
+}
+
+/** What `sweep({ cluster })` ships of a {@link DataPath} to the agents. */
+export interface RemoteDataPath {
+  /** The function adding a wave's source and preprocessing to a graph, found by its export; or `module#export`. */
+  build: string | ((...args: any[]) => unknown);
+  /** The file that made the data path (where `build`'s export is looked for). */
+  declaredIn?: string;
+  /** Argument handed to `build`. */
+  args?: unknown;
+  /** Where trainers run. */
+  isolation: 'process' | 'thread';
 }
 
 /** The {@link TrainerContext} that forwards a trainer's events to the sweep. */
@@ -73,6 +94,7 @@ export function trainerContext(trialId: string, events: WaveEvents): TrainerCont
   return {
     onReady: (info) => events.ready(trialId, info),
     onEpoch: (report) => events.epoch(trialId, report),
+    ...(events.checkpoint ? { onCheckpoint: (ck: TrainerCheckpoint) => events.checkpoint!(trialId, ck) } : {}),
     log: (m) => events.log(m),
   };
 }
@@ -124,14 +146,21 @@ export interface SweepOptions {
   /** Parameters every trial gets (merged under the searched ones). */
   params?: Params;
   /** Trainer settings shared by all trials (module, compile, validation, test, backend, ...). */
-  trainer: Omit<TrainerOptions, 'params' | 'trialId' | 'onError'>;
-  /** How the stream reaches the trainers. */
-  data: DataPath;
+  trainer: Omit<TrainerOptions, 'params' | 'trialId' | 'onError' | 'checkpoint' | 'resume'>;
+  /** How the stream reaches the trainers. Required, unless `cluster.build` names the data builder. */
+  data?: DataPath;
+  /**
+   * Runs the trials on a cluster's agents instead of this machine: a server URL
+   * (`nats://host:4222`) or connection options (credentials, TLS, project, GPUs per item, ...).
+   * Agents rebuild the data path from `data`'s exported `build` function (or `cluster.build`,
+   * `module#export`); the live table and the files written stay the same. See docs/cluster.md.
+   */
+  cluster?: string | SweepClusterOptions;
   /** Metric that ranks trials and drives early stopping. Default `'val_loss'` with a validation set, else `'loss'`. */
   metric?: string;
   /** Default `'auto'` (min for losses, max otherwise). */
   mode?: MonitorMode;
-  /** Trainers at a time. Default: one per GPU, or 1 on the CPU. */
+  /** Trainers at a time. Default: one per GPU, or 1 on the CPU; with `cluster`, every trial at once. */
   concurrency?: number;
   /** GPUs to bind trainers to (`'all'` detects them). Default none: the CPU. */
   gpus?: GpuSpec;
@@ -171,7 +200,8 @@ export async function sweep(options: SweepOptions): Promise<SweepResult> {
   const started = Date.now();
   const startedAt = new Date(started).toISOString();
   const trials = buildTrials(options);
-  const data = options.data;
+  // Loaded only for cluster runs: local sweeps need no NATS client.
+  const data = options.cluster ? await (await import('../cluster/remote-sweep.js')).sweepClusterPath(options.cluster, options) : options.data;
   if (!data || typeof data.runWave !== 'function') throw new InvalidArgumentError('sweep: a data path (options.data) is required');
   if (!options.trainer?.module) throw new InvalidArgumentError('sweep: trainer.module (the model module) is required');
   const metric = options.metric ?? (options.trainer.validation ? 'val_loss' : 'loss');
@@ -185,7 +215,7 @@ export async function sweep(options: SweepOptions): Promise<SweepResult> {
     throw new InvalidArgumentError(`GPU binding needs trainer processes; the '${data.name}' data path runs trainers in this process`);
   }
   const plan = planSlots({
-    concurrency: options.concurrency ?? Math.max(1, gpus.gpus.length),
+    concurrency: options.concurrency ?? (options.cluster ? trials.length : Math.max(1, gpus.gpus.length)),
     gpus: gpus.gpus,
     sharing: options.sharing,
     trainersPerGpu: options.trainersPerGpu,

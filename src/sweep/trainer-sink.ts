@@ -8,6 +8,7 @@
  */
 import { isEpochEnd, isTensorRecord } from '../train/records.js';
 import { Trainer, type TrainerOptions, type TrainerResult } from '../train/trainer.js';
+import type { SegmentContext } from '../segments/segment.js';
 import { ControlClient } from './control.js';
 
 export interface TrainerSinkOptions {
@@ -25,13 +26,14 @@ export class TrainerSink {
     await this.trainer.setup(options.trainer, this.client?.context() ?? {});
   }
 
-  run(a: unknown, b?: unknown): Promise<void> {
+  run(a: unknown, b?: unknown, c?: SegmentContext): Promise<void> {
     // Two inputs: run(xs, ys, ctx). One input: run(record, ctx), where ctx is the engine's context.
     if (b !== undefined && (isTensorRecord(b) || isEpochEnd(b))) {
-      if (isEpochEnd(a) && isEpochEnd(b)) return this.trainer.run(a);
-      return this.trainer.run({ xs: a, ys: b });
+      if (isEpochEnd(a) && isEpochEnd(b)) return this.trainer.run(a, c);
+      return this.trainer.run({ xs: a, ys: b }, c);
     }
-    return this.trainer.run(a);
+    // The trainer lets go of the stream through ctx.stop() once it stopped.
+    return this.trainer.run(a, b as SegmentContext | undefined);
   }
 
   async teardown(): Promise<TrainerResult> {

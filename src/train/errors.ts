@@ -23,7 +23,8 @@ export interface BackendAttempt {
 /**
  * A trainer could not do what it was asked (`ERR_TRAINER_MODULE`: the user's module is missing or
  * does not export a model factory; `ERR_TRAINER_RECORD`: a record is not a batch or marker the trainer
- * understands; `ERR_TRAINER_STATE`: methods called out of order; `ERR_TRAINER_SAVE`: saving failed).
+ * understands; `ERR_TRAINER_STATE`: methods called out of order; `ERR_TRAINER_SAVE`: saving failed;
+ * `ERR_TRAINER_RESUME`: a checkpoint to resume from is incomplete or does not fit the model).
  */
 export class TrainerError extends RingpipeError {}
 

@@ -66,10 +66,10 @@ export async function saveModel(tf: Tf, model: TF.LayersModel, dir: string): Pro
 }
 
 /**
- * Loads a layers model saved by {@link saveModel} (or by tfjs-node's `file://` handler) from `dir`,
- * reading the files directly so it works on every backend.
+ * Reads the artifacts (topology, weight specs and data) of a model saved by {@link saveModel} or by
+ * tfjs-node's `file://` handler from `dir`, reading the files directly so it works on every backend.
  */
-export async function loadModel(tf: Tf, dir: string): Promise<TF.LayersModel> {
+export async function readModelArtifacts(tf: Tf, dir: string): Promise<TF.io.ModelArtifacts> {
   const abs = resolve(dir);
   let json: TF.io.ModelJSON;
   try {
@@ -77,17 +77,51 @@ export async function loadModel(tf: Tf, dir: string): Promise<TF.LayersModel> {
   } catch (e) {
     throw new TrainerError('ERR_TRAINER_SAVE', `cannot read ${join(abs, MODEL_JSON)}: ${(e as Error).message}`, { cause: e });
   }
-  const artifacts = await tf.io.getModelArtifactsForJSON(json, async (manifest) => {
+  return tf.io.getModelArtifactsForJSON(json, async (manifest) => {
     const specs: TF.io.WeightsManifestEntry[] = [];
     const buffers: ArrayBuffer[] = [];
     for (const group of manifest) {
       specs.push(...group.weights);
-      for (const p of group.paths) {
-        const b = await readFile(join(abs, p));
-        buffers.push(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer);
-      }
+      for (const p of group.paths) buffers.push(bufferOf(await readFile(join(abs, p))));
     }
     return [specs, tf.io.CompositeArrayBuffer.join(buffers)];
   });
-  return tf.loadLayersModel(tf.io.fromMemory(artifacts));
+}
+
+/** Loads a layers model saved by {@link saveModel} (or by tfjs-node's `file://` handler) from `dir`. */
+export async function loadModel(tf: Tf, dir: string): Promise<TF.LayersModel> {
+  return tf.loadLayersModel(tf.io.fromMemory(await readModelArtifacts(tf, dir)));
+}
+
+/** A tensor and its name, as tfjs's weight encoding stores them. */
+export interface NamedTensor {
+  name: string;
+  tensor: TF.Tensor;
+}
+
+/**
+ * Writes named tensors (unique names, in order) to `file` in tfjs's weights encoding; returns their
+ * specs, which {@link readWeights} needs.
+ */
+export async function writeWeights(tf: Tf, tensors: NamedTensor[], file: string): Promise<TF.io.WeightsManifestEntry[]> {
+  const { data, specs } = await tf.io.encodeWeights(tensors);
+  await writeFile(`${file}.tmp`, new Uint8Array(data));
+  await rename(`${file}.tmp`, file);
+  return specs;
+}
+
+/** Reads tensors written by {@link writeWeights}, in their order. The caller disposes them. */
+export async function readWeights(tf: Tf, file: string, specs: TF.io.WeightsManifestEntry[]): Promise<NamedTensor[]> {
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(file);
+  } catch (e) {
+    throw new TrainerError('ERR_TRAINER_SAVE', `cannot read ${file}: ${(e as Error).message}`, { cause: e });
+  }
+  const map = tf.io.decodeWeights(bufferOf(bytes), specs);
+  return specs.map((s) => ({ name: s.name, tensor: map[s.name]! }));
+}
+
+function bufferOf(b: Buffer): ArrayBuffer {
+  return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
 }

@@ -8,6 +8,9 @@
  * Stream protocol: `{ xs, ys }` batches (see {@link Batch}); `{ epochEnd: n }` after the last batch of
  * epoch n. Validation runs at each epoch end on `options.validation` and/or on the `split: 'validation'`
  * batches of that epoch. A stream that ends without a final marker closes its last epoch at teardown.
+ *
+ * Checkpoints and resuming (options `checkpoint`, `resume`; files in checkpoint.ts): a resumed trainer
+ * reads the whole stream again and passes over the epochs its checkpoint had done.
  */
 import { performance } from 'node:perf_hooks';
 import { isAbsolute, resolve } from 'node:path';
@@ -15,6 +18,7 @@ import { pathToFileURL } from 'node:url';
 import type * as TF from '@tensorflow/tfjs';
 import { InvalidArgumentError, RingpipeError } from '../errors.js';
 import { loadTf, type BackendPreference, type ResolvedBackend, type Tf } from './backend.js';
+import { applyResume, checkpointDir, pruneCheckpoints, writeCheckpoint, type TrainerCheckpoint, type TrainerResume } from './checkpoint.js';
 import { TrainerError } from './errors.js';
 import { saveModel, type SavedModelInfo } from './model-io.js';
 import { MetricMonitor, type MonitorMode } from './monitor.js';
@@ -136,7 +140,7 @@ export interface TrainerOptions {
   test?: DataSource;
   /** Batch size for evaluating validation and test sets. Default 1024. */
   evalBatchSize?: number;
-  /** Stop training after this many epochs; later batches are drained. */
+  /** Stop training after this many epochs; on the engine the trainer then lets go of its stream (called directly, later records are counted as drained). */
   maxEpochs?: number;
   /** Stop when a metric stops improving. */
   earlyStopping?: EarlyStoppingOptions;
@@ -144,6 +148,21 @@ export interface TrainerOptions {
   restoreBest?: RestoreBestOptions;
   /** Directory to save the final model to (tfjs layers format: model.json + weights.bin). */
   save?: string;
+  /**
+   * Directory for epoch-end checkpoints: after each epoch (and its early-stopping decision) the trainer
+   * writes `epoch-N/` there (weights, optimizer state, best weights, history; see checkpoint.ts), hands
+   * it to {@link TrainerContext.onCheckpoint}, then removes the previous one.
+   */
+  checkpoint?: string;
+  /**
+   * Start from a checkpoint (or saved weights) instead of the factory's fresh weights: the weights
+   * (and optimizer state) are loaded into the factory's model, epoch reports go on with
+   * `resume.epoch + 1`, `resume.history` leads the result's history, counts toward `maxEpochs` and
+   * is replayed into the earlyStopping / restoreBest monitors. The stream is the whole run's again:
+   * its records up to the marker `{ epochEnd: resume.epoch }` are passed over, not trained on.
+   * A {@link TrainerCheckpoint} can be passed as it is.
+   */
+  resume?: TrainerResume;
   /**
    * `'throw'` (default): an error in setup/run/teardown propagates (and stops a pipeline).
    * `'report'`: the trainer records the error, drains the rest of the stream and returns a
@@ -194,6 +213,12 @@ export interface TrainerContext {
   onReady?(info: TrainerReady): void;
   /** Called after each epoch; may stop the trial (early-stopping schedulers). */
   onEpoch?(report: EpochReport): EpochDecision | Promise<EpochDecision>;
+  /**
+   * With `options.checkpoint`: called with each epoch's complete checkpoint, after `onEpoch`. The
+   * trainer waits for it (so the files stay put while, e.g., they are uploaded); the directory is
+   * removed when the next checkpoint is complete.
+   */
+  onCheckpoint?(checkpoint: TrainerCheckpoint): void | Promise<void>;
   log?(message: string): void;
 }
 
@@ -229,6 +254,8 @@ export interface TrainerResult {
   steps: number;
   /** Records that arrived after training ended and were discarded. */
   drained: number;
+  /** Started from `options.resume`: its epoch, and the records of earlier epochs passed over. */
+  resumed?: { epoch: number; skipped: number };
   /** Wall time from setup to the end of teardown. */
   seconds: number;
 }
@@ -262,6 +289,11 @@ export class Trainer {
   private lastReturn = 0;
   private startedAt = 0;
   private epoch = 1;
+  /** Epochs completed, including those before a resume (what maxEpochs counts). */
+  private epochsDone = 0;
+  /** While resuming: records are passed over up to the marker of this epoch. */
+  private skipThrough = 0;
+  private skipped = 0;
   private totalSamples = 0;
   private totalSteps = 0;
   private drained = 0;
@@ -301,6 +333,7 @@ export class Trainer {
         this.keep = { monitor: new MetricMonitor({ monitor: options.restoreBest.monitor ?? defaultMonitor, mode: options.restoreBest.mode }) };
       }
       this.state = 'training';
+      if (options.resume) await this.resume(options.resume);
       this.ctx.onReady?.({ trialId: options.trialId, pid: process.pid, backend: backendInfo(this.backend) });
     } catch (e) {
       this.fail(e);
@@ -309,8 +342,17 @@ export class Trainer {
     }
   }
 
+  /**
+   * False once training has ended before the stream (early stopping, maxEpochs, a scheduler's
+   * decision, an error with `onError: 'report'`): later records are only counted as drained, so a
+   * caller that controls the stream may stop sending them.
+   */
+  get training(): boolean {
+    return this.state === 'training';
+  }
+
   /** Trains on a batch, evaluates a validation batch, or closes an epoch at a marker. */
-  async run(record: Batch | { epochEnd: number } | unknown): Promise<void> {
+  async run(record: Batch | { epochEnd: number } | unknown, ctx?: { stop?: () => void }): Promise<void> {
     if (this.state === 'new' || this.state === 'done') {
       throw new TrainerError('ERR_TRAINER_STATE', this.state === 'new' ? 'run() before setup()' : 'run() after teardown()');
     }
@@ -318,6 +360,14 @@ export class Trainer {
     try {
       if (this.state !== 'training') {
         this.drained++;
+        return;
+      }
+      if (this.skipThrough) {
+        this.skipped++;
+        if (isEpochEnd(record) && record.epochEnd >= this.skipThrough) {
+          this.skipThrough = 0;
+          this.resetEpoch(); // the first resumed epoch starts here
+        }
         return;
       }
       if (isEpochEnd(record)) await this.endEpoch(record.epochEnd);
@@ -332,6 +382,9 @@ export class Trainer {
       this.fail(e);
     } finally {
       this.lastReturn = now();
+      // Stopped or failed: on the engine, let go of the stream (other trainers of a broadcast
+      // stream go on, the writer no longer waits for this one) rather than reading it to the end.
+      if (this.state !== 'training') ctx?.stop?.();
     }
   }
 
@@ -379,8 +432,57 @@ export class Trainer {
       samples: this.totalSamples,
       steps: this.totalSteps,
       drained: this.drained,
+      ...(this.opts?.resume ? { resumed: { epoch: this.opts.resume.epoch, skipped: this.skipped } } : {}),
       seconds: (now() - this.startedAt) / 1000,
     };
+  }
+
+  /** Loads the weights and state of `r` (see {@link TrainerOptions.resume}). */
+  private async resume(r: TrainerResume): Promise<void> {
+    const best = await applyResume(this.tf, this.model!, r);
+    this.history = [...(r.history ?? [])];
+    this.epoch = r.epoch + 1;
+    this.epochsDone = r.epoch;
+    this.skipThrough = r.epoch;
+    this.totalSamples = r.samples ?? this.history.reduce((n, h) => n + h.samples, 0);
+    this.totalSteps = r.steps ?? this.history.reduce((n, h) => n + h.steps, 0);
+    for (const h of this.history) {
+      this.early?.monitor.update(h.epoch, h.metrics);
+      this.keep?.monitor.update(h.epoch, h.metrics);
+    }
+    if (this.keep) {
+      if (best && r.best?.epoch === this.keep.monitor.bestEpoch) this.keep.weights = best;
+      else {
+        if (best) this.tf.dispose(best);
+        // No separate best weights: the checkpoint's own are the best when its epoch is.
+        if (this.keep.monitor.bestEpoch && this.keep.monitor.bestEpoch === r.epoch) this.keep.weights = this.model!.getWeights().map((w) => w.clone());
+        else if (this.keep.monitor.bestEpoch) this.ctx.log?.(`trial ${this.opts.trialId ?? ''}: the checkpoint has no weights of the best epoch ${this.keep.monitor.bestEpoch}; only a later better epoch will be restored`);
+      }
+    } else if (best) this.tf.dispose(best);
+    if (r.stopReason) this.stop(r.stopReason);
+    else if (this.opts.maxEpochs !== undefined && this.epochsDone >= this.opts.maxEpochs) this.stop(`maxEpochs ${this.opts.maxEpochs} reached`);
+  }
+
+  /** Writes this epoch's checkpoint, hands it to the caller, then drops the previous one. */
+  private async checkpoint(epoch: number): Promise<void> {
+    const root = this.opts.checkpoint!;
+    const keep = this.keep?.weights && this.keep.monitor.bestEpoch !== epoch ? { epoch: this.keep.monitor.bestEpoch, weights: this.keep.weights } : undefined;
+    const ck = await writeCheckpoint(
+      this.tf,
+      this.model!,
+      checkpointDir(root, epoch),
+      {
+        ...(this.opts.trialId ? { trialId: this.opts.trialId } : {}),
+        epoch,
+        history: [...this.history],
+        samples: this.totalSamples,
+        steps: this.totalSteps,
+        ...(this.state === 'stopped' && this.stopReason ? { stopReason: this.stopReason } : {}),
+      },
+      keep,
+    );
+    await this.ctx.onCheckpoint?.(ck);
+    await pruneCheckpoints(root, ck.model);
   }
 
   private compile(c: CompileOptions): void {
@@ -468,6 +570,7 @@ export class Trainer {
     };
     this.history.push(report);
     this.epoch = epoch + 1;
+    this.epochsDone++;
     if (this.keep && this.keep.monitor.update(epoch, metrics)) {
       for (const w of this.keep.weights ?? []) w.dispose();
       this.keep.weights = this.model!.getWeights().map((w) => w.clone());
@@ -478,12 +581,13 @@ export class Trainer {
         this.stop(`early stopping: ${this.early.monitor.metric} did not improve for ${this.early.patience} epoch(s) (best ${fmt(this.early.monitor.best)} at epoch ${this.early.monitor.bestEpoch})`);
       }
     }
-    if (this.opts.maxEpochs !== undefined && this.history.length >= this.opts.maxEpochs && this.state === 'training') {
+    if (this.opts.maxEpochs !== undefined && this.epochsDone >= this.opts.maxEpochs && this.state === 'training') {
       this.stop(`maxEpochs ${this.opts.maxEpochs} reached`);
     }
     const decision = await this.ctx.onEpoch?.(report);
     if (decision === 'stop') this.stop('stopped by the scheduler');
     else if (typeof decision === 'object' && decision && decision.stop) this.stop(decision.reason ?? 'stopped by the scheduler');
+    if (this.opts.checkpoint) await this.checkpoint(epoch);
     this.resetEpoch();
   }
 
@@ -579,6 +683,15 @@ function checkOptions(o: TrainerOptions): TrainerOptions {
   }
   const p = o.earlyStopping?.patience;
   if (p !== undefined && (!Number.isInteger(p) || p < 1)) throw new InvalidArgumentError(`earlyStopping.patience must be an integer >= 1, got ${p}`);
+  if (o.checkpoint !== undefined && (typeof o.checkpoint !== 'string' || !o.checkpoint)) throw new InvalidArgumentError('checkpoint must be a directory path');
+  const r = o.resume;
+  if (r !== undefined) {
+    if (!r || typeof r.model !== 'string' || !r.model) throw new InvalidArgumentError('resume.model: the directory of the checkpoint or saved model is required');
+    if (!Number.isInteger(r.epoch) || r.epoch < 0) throw new InvalidArgumentError(`resume.epoch must be an integer >= 0, got ${r.epoch}`);
+    if (r.history !== undefined && (!Array.isArray(r.history) || r.history.some((h) => !h || typeof h.epoch !== 'number' || h.epoch > r.epoch))) {
+      throw new InvalidArgumentError(`resume.history must be the reports of epochs up to resume.epoch (${r.epoch})`);
+    }
+  }
   return o;
 }
 

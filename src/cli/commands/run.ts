@@ -1,4 +1,6 @@
 // `ringpipe run FILE`: run a pipeline with its cache; `ringpipe validate FILE`.
+import { connectionFromFlags, type ConnectionFlags } from '../../cluster/cli.js';
+import type { PipelineClusterOptions } from '../../cluster/remote-pipeline.js';
 import { formatIssue } from '../../config/errors.js';
 import type { StageResult } from '../../config/executor.js';
 import { JsonPipeline } from '../../config/pipeline.js';
@@ -6,8 +8,14 @@ import { isStage } from '../../config/plan.js';
 import { cellValue, line, paramsText, seconds, table, type Io } from '../format.js';
 import { BarProgress, LineProgress, type ProgressView } from '../progress.js';
 
-/** Options of `ringpipe run`. */
-export interface RunCommandOptions {
+/** Options of `ringpipe run`; with `cluster`, the connection flags of `ringpipe agent` (but --nats) too. */
+export interface RunCommandOptions extends Omit<ConnectionFlags, 'nats'> {
+  /** NATS server URL(s): run the branches on the cluster's agents. */
+  cluster?: string;
+  /** With `cluster`: the checkout directory agents' --root stands for. */
+  root?: string;
+  /** With `cluster`: GPUs each branch's item asks for. */
+  itemGpus?: number;
   /** `item.field=value` overrides. */
   set: string[];
   /** Show what would run, run nothing. */
@@ -30,9 +38,11 @@ export interface RunCommandOptions {
 export async function runCommand(file: string, opts: RunCommandOptions, io: Io, signal: AbortSignal): Promise<number> {
   const pipeline = await JsonPipeline.load(file, { set: opts.set });
   for (const w of pipeline.loaded.warnings) line(io.err, `warning: ${formatIssue(w)}`);
+  const cluster = opts.cluster === undefined ? undefined : clusterOptions(opts);
+  if (cluster && opts.concurrency !== undefined) line(io.err, "warning: with --cluster the agents' --slots decide how many stage runs go at once; --concurrency is ignored");
 
   if (opts.dryRun) {
-    const status = opts.cache ? await pipeline.status({ cacheDir: opts.cacheDir }) : (await pipeline.plan()).nodes.filter(isStage).map((n) => ({ name: n.item.name, branch: n.branch, params: n.params, key: n.key, manifest: undefined }));
+    const status = opts.cache ? await pipelineStatus(pipeline, opts.cacheDir, cluster) : (await pipeline.plan()).nodes.filter(isStage).map((n) => ({ name: n.item.name, branch: n.branch, params: n.params, key: n.key, manifest: undefined }));
     if (opts.json) {
       io.out.write(
         JSON.stringify({
@@ -59,6 +69,7 @@ export async function runCommand(file: string, opts: RunCommandOptions, io: Io, 
       failFast: opts.failFast,
       signal,
       onEvent: (e) => view?.event(e),
+      ...(cluster ? { cluster } : {}),
     });
   } finally {
     view?.stop();
@@ -81,6 +92,27 @@ export async function runCommand(file: string, opts: RunCommandOptions, io: Io, 
   }
   if (signal.aborted) line(io.err, 'interrupted');
   return failed.length || signal.aborted ? 1 : 0;
+}
+
+/** The cluster option from `--cluster` and the connection flags (secrets from files or the environment). */
+function clusterOptions(opts: RunCommandOptions): PipelineClusterOptions {
+  return {
+    ...connectionFromFlags({ ...opts, nats: opts.cluster }),
+    ...(opts.root ? { root: opts.root } : {}),
+    ...(opts.itemGpus ? { gpus: opts.itemGpus } : {}),
+  };
+}
+
+/** What the cache holds for every stage run: the local cache, or with `cluster` the shared one. */
+async function pipelineStatus(pipeline: JsonPipeline, cacheDir: string | undefined, cluster: PipelineClusterOptions | undefined) {
+  if (!cluster) return pipeline.status({ cacheDir });
+  const [{ SharedArtifactStore }, { defaultCacheDir }] = await Promise.all([import('../../cluster/cache.js'), import('../../config/executor.js')]);
+  const store = await SharedArtifactStore.open(cluster, { local: cacheDir ?? defaultCacheDir(await pipeline.plan()) });
+  try {
+    return await pipeline.status({ store });
+  } finally {
+    await store.close();
+  }
 }
 
 function jsonStage(s: StageResult) {
