@@ -13,9 +13,34 @@ const work = join(repoRoot, 'test', 'helpers', 'cluster-work.ts');
 let servers: TestServer[];
 const dirs: string[] = [];
 
+/** A fresh directory, removed after the tests (also when one fails). */
+const tempDir = () => {
+  const d = mkdtempSync(join(tmpdir(), 'rp-ha-'));
+  dirs.push(d);
+  return d;
+};
+
 beforeAll(async () => {
   servers = await startCluster(3);
-}, 90_000);
+  // JetStream answers before every server has joined the meta group: until then a stream with 3
+  // replicas cannot be placed ("no suitable peers for placement"). Wait until one can.
+  const conn = await ClusterConnection.open({ servers: servers.map((s) => s.url).join(','), project: 'ha-probe', replicas: 3, timeout: 5_000 });
+  try {
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      try {
+        await conn.jsm.streams.add({ name: 'RP_PLACEMENT_PROBE', subjects: ['rp.placement.probe'], num_replicas: 3 });
+        await conn.jsm.streams.delete('RP_PLACEMENT_PROBE');
+        break;
+      } catch (err) {
+        if (Date.now() > deadline) throw err;
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    }
+  } finally {
+    await conn.close();
+  }
+}, 120_000);
 afterAll(async () => {
   await killAgents();
   await stopAll();
@@ -23,6 +48,44 @@ afterAll(async () => {
 }, 60_000);
 
 describe('3-server JetStream cluster, replicas 3', () => {
+  it('link messages the consumer delivered but the reader never got (lost with a server) come again at once: every record once, in order', async () => {
+    const o = { servers: servers.map((s) => s.url).join(','), project: 'ha-lost', replicas: 3, timeout: 5_000 };
+    const record = (i: number) => ({ data: new Float32Array(16_384).fill(i), shape: [16_384], dtype: 'float32' }); // 64 KB: a message each
+    const reader = await LinkReader.open(o, { link: 'lost', timeout: 60_000, prefetchBytes: 1 });
+    const writer = await LinkWriter.open(o, { link: 'lost', timeout: 60_000 });
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const got: number[] = [];
+    const reading = (async () => {
+      for await (const r of reader) {
+        got.push((r as { data: Float32Array }).data[0]!);
+        if (got.length === 1) await gate; // a slow reader: its pull requests are used up, then expire
+      }
+    })();
+    for (let i = 0; i < 10; i++) await writer.write(record(i));
+    await new Promise((r) => setTimeout(r, 3_000));
+    expect(got.length).toBe(1);
+    // The next messages go to the pull request of another client, which vanishes without
+    // acknowledging them: for the consumer they are delivered, as when a server dies with them in
+    // its buffers. JetStream would deliver them again only after the ack wait (120 s).
+    for (let i = 10; i < 20; i++) await writer.write(record(i));
+    const thief = await ClusterConnection.open(o);
+    const consumer = await thief.js.consumers.get(thief.names.stream('LINK_lost'), 'reader');
+    const stolen: number[] = [];
+    for await (const m of await consumer.fetch({ max_messages: 3, expires: 5_000 })) stolen.push(m.seq);
+    await thief.close();
+    expect(stolen.length).toBe(3);
+    for (let i = 20; i < 30; i++) await writer.write(record(i));
+    const sent = await writer.end();
+    const t0 = Date.now();
+    release();
+    await reading;
+    expect(sent.records).toBe(30);
+    expect(got).toEqual([...Array(30).keys()]);
+    expect(reader.recoveries).toBeGreaterThan(0);
+    expect(Date.now() - t0).toBeLessThan(30_000);
+  }, 120_000);
+
   it('one server killed mid-run: every work item, link record and artifact is accounted for, exactly once', async () => {
     const urls = servers.map((s) => s.url).join(',');
     const o = { servers: urls, project: 'ha', replicas: 3, timeout: 5_000 };
@@ -30,7 +93,7 @@ describe('3-server JetStream cluster, replicas 3', () => {
 
     // An artifact in the shared cache before the failure.
     const cacheKey = 'e'.repeat(64);
-    const m1 = await SharedArtifactStore.open(conn, { local: mkdtempSync(join(tmpdir(), 'rp-ha-')) });
+    const m1 = await SharedArtifactStore.open(conn, { local: tempDir() });
     const w = await m1.create(cacheKey);
     await w.append({ data: new Float64Array(50_000).fill(3.5), metadata: { loss: 0.1 } });
     await w.commit({ kind: 'value', stage: 'prep', branch: null, params: {}, seconds: 1 });
@@ -92,12 +155,11 @@ describe('3-server JetStream cluster, replicas 3', () => {
       counts = await q.counts();
     }
     expect(counts).toEqual({ queued: 0, running: 0 });
-    const m2 = await SharedArtifactStore.open(conn, { local: mkdtempSync(join(tmpdir(), 'rp-ha-')) });
+    const m2 = await SharedArtifactStore.open(conn, { local: tempDir() });
     const recs = [];
     for await (const r of m2.read(cacheKey)) recs.push(r);
     expect(recs.length).toBe(1);
     expect((recs[0]!.data as Float64Array).every((v) => v === 3.5)).toBe(true);
-    dirs.push(m1.local.location, m2.local.location);
     await job.close();
     await conn.close();
     for (const a of agents) a.kill('SIGTERM');

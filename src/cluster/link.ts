@@ -15,8 +15,12 @@
 // Backpressure: the stream keeps messages until the reader acknowledges them (work-queue
 // retention); the writer checks the bytes waiting in the stream and waits while they exceed its
 // window, so a slow reader slows the writer down. Exactly once: publishes carry a message id
-// (retries are deduplicated by the server); the reader drops messages it has handed on already (a
-// redelivery) and puts messages that arrive out of order back in order.
+// (retries after a timeout or a leader change are deduplicated by the server, and a message stored
+// twice all the same is dropped by its number); the reader drops messages it has handed on already
+// (a redelivery) and puts messages that arrive out of order back in order (retried publishes can be
+// stored after later ones). A server dying can take deliveries with it that its consumer counts as
+// delivered (redelivered only after the ack wait): the reader notices them from gaps in the
+// delivery sequence and gets them again at once by creating its consumer anew (see LinkReader).
 import { randomInt } from 'node:crypto';
 import { AckPolicy, DeliverPolicy, DiscardPolicy, RetentionPolicy, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/transport-node';
@@ -108,6 +112,10 @@ const DEFAULT_TIMEOUT = 300_000;
 const pad8 = (n: number) => (n + 7) & ~7;
 /** Milliseconds a reader's pull requests live. */
 const PULL_EXPIRES = 2_000;
+/** Name of a link's durable consumer. */
+const READER = 'reader';
+/** Milliseconds without a message after which a reader asks whether deliveries were lost on the way. */
+const LOSS_CHECK = 3_000;
 
 /** Publishes records to a link. Open with {@link LinkWriter.open}; finish with {@link LinkWriter.end}. */
 export class LinkWriter {
@@ -321,7 +329,9 @@ export class LinkWriter {
         return;
       } catch (err) {
         const full = /maximum (bytes|messages)|resource limits exceeded/i.test(String((err as Error)?.message));
-        if (!(full || isTransient(err)) || Date.now() > deadline || this.closed) throw this.conn.error(err, `cannot publish to link '${this.link}'`, this.names.subject);
+        if (!(full || isTransient(err)) || Date.now() > deadline || this.closed) {
+          throw this.conn.error(err, `cannot publish message ${id.slice(id.indexOf(':') + 1)} to link '${this.link}' (${attempt + 1} attempt(s))`, this.names.subject);
+        }
         await sleep(Math.min(500, 5 * 2 ** Math.min(attempt, 7)));
       }
     }
@@ -389,17 +399,44 @@ interface Parsed {
   msg: JsMsg;
 }
 
+/** The reader's durable consumer: created when missing (by a reader, or to recover lost deliveries). */
+async function ensureReaderConsumer(conn: ClusterConnection, names: LinkNames, link: string): Promise<void> {
+  await conn.retry(`cannot create the reader of link '${link}'`, names.stream, async () => {
+    try {
+      await conn.jsm.consumers.info(names.stream, READER);
+    } catch (err) {
+      if (!/not found/i.test(String((err as Error).message))) throw err;
+      await conn.jsm.consumers.add(names.stream, {
+        durable_name: READER,
+        ack_policy: AckPolicy.Explicit,
+        deliver_policy: DeliverPolicy.All,
+        ack_wait: nanos(120_000),
+        max_deliver: -1,
+        max_ack_pending: 100_000,
+      });
+    }
+  });
+}
+
 /**
  * Reads a link's records in order, exactly once. Iterate it (`for await`); a record's bytes and
  * tensors are its own (not reused). A message is acknowledged once the loop asks for the record
  * after its last one; a reader that stops mid-way gives back the messages it has not finished, so
  * the next reader starts with the first record of the message it stopped in.
+ *
+ * Deliveries lost on the way (a server dying with messages in its buffers: the consumer counts them
+ * delivered, and would redeliver them only after its ack wait) are noticed from the consumer's
+ * delivery sequence, which has a gap, or runs ahead of what arrived while the reader waits; the
+ * reader then creates its consumer anew, which delivers again everything the stream still holds
+ * (every message not acknowledged), and drops what it has already.
  */
 export class LinkReader implements AsyncIterable<unknown> {
   private messages?: ConsumerMessages;
   private readonly timeout: number;
   /** Records handed on so far. */
   records = 0;
+  /** Times the reader re-created its consumer to get deliveries lost in a failure again. */
+  recoveries = 0;
   private closed = false;
 
   private constructor(
@@ -418,21 +455,7 @@ export class LinkReader implements AsyncIterable<unknown> {
     try {
       const names = linkNames(conn, options.link);
       await ensureLinkStream(conn, names, options, false);
-      await conn.retry(`cannot create the reader of link '${options.link}'`, names.stream, async () => {
-        try {
-          await conn.jsm.consumers.info(names.stream, 'reader');
-        } catch (err) {
-          if (!/not found/i.test(String((err as Error).message))) throw err;
-          await conn.jsm.consumers.add(names.stream, {
-            durable_name: 'reader',
-            ack_policy: AckPolicy.Explicit,
-            deliver_policy: DeliverPolicy.All,
-            ack_wait: nanos(120_000),
-            max_deliver: -1,
-            max_ack_pending: 100_000,
-          });
-        }
-      });
+      await ensureReaderConsumer(conn, names, options.link);
       return new LinkReader(conn, owned, names, options.link, options);
     } catch (err) {
       if (owned) await conn.close();
@@ -440,15 +463,14 @@ export class LinkReader implements AsyncIterable<unknown> {
     }
   }
 
-  private fail(code: string, message: string): LinkError {
-    return new LinkError(code, `link '${this.link}': ${message} (server ${this.conn.server()}, subject ${this.names.subject})`, { server: this.conn.server(), subject: this.names.subject });
+  private fail(code: string, message: string, cause?: unknown): LinkError {
+    return new LinkError(code, `link '${this.link}': ${message} (server ${this.conn.server()}, subject ${this.names.subject})`, { server: this.conn.server(), subject: this.names.subject, cause });
   }
 
-  private parse(msg: JsMsg): Parsed {
-    const d = msg.data;
-    if (d.byteLength < HEADER) throw this.fail('ERR_LINK_CHECKSUM', `message ${msg.seq} is ${d.byteLength} bytes, shorter than a link header`);
+  private header(d: Uint8Array, what: string): Omit<Parsed, 'msg'> {
+    if (d.byteLength < HEADER) throw this.fail('ERR_LINK_CHECKSUM', `${what} is ${d.byteLength} bytes, shorter than a link header`);
     const dv = new DataView(d.buffer, d.byteOffset, HEADER);
-    if (dv.getUint32(0, true) !== MAGIC) throw this.fail('ERR_LINK_CHECKSUM', `message ${msg.seq} is not a ringpipe link message`);
+    if (dv.getUint32(0, true) !== MAGIC) throw this.fail('ERR_LINK_CHECKSUM', `${what} is not a ringpipe link message`);
     return {
       kind: dv.getUint8(4),
       count: dv.getUint32(8, true),
@@ -462,8 +484,11 @@ export class LinkReader implements AsyncIterable<unknown> {
       recordCrc: dv.getUint32(44, true),
       length: dv.getFloat64(48, true),
       body: d.subarray(HEADER),
-      msg,
     };
+  }
+
+  private parse(msg: JsMsg): Parsed {
+    return { ...this.header(msg.data, `message ${msg.seq}`), msg };
   }
 
   /** The records of a records message, checked. */
@@ -482,12 +507,67 @@ export class LinkReader implements AsyncIterable<unknown> {
     return out;
   }
 
+  /**
+   * The header of the oldest message the stream still holds (every message not acknowledged yet),
+   * or undefined when it cannot be read. Deliveries can come in another order than the stream's.
+   */
+  private async oldest(): Promise<Omit<Parsed, 'msg'> | undefined> {
+    try {
+      return await this.conn.retry(`cannot read link '${this.link}'`, this.names.stream, async () => {
+        const info = await this.conn.jsm.streams.info(this.names.stream);
+        if (!info.state.messages) return undefined;
+        const sm = await this.conn.jsm.streams.getMessage(this.names.stream, { seq: info.state.first_seq });
+        return sm ? this.header(sm.data, `stream message ${sm.seq}`) : undefined;
+      }, 10_000);
+    } catch {
+      return undefined;
+    }
+  }
+
   async *[Symbol.asyncIterator](): AsyncGenerator<unknown> {
-    const consumer = await this.conn.retry(`cannot attach to link '${this.link}'`, this.names.stream, () => this.conn.js.consumers.get(this.names.stream, 'reader'));
     const prefetchBytes = Math.max(this.options.prefetchBytes ?? 8 << 20, 2 * this.conn.maxPayload);
-    const messages = await consumer.consume({ max_bytes: prefetchBytes, expires: PULL_EXPIRES });
-    this.messages = messages;
-    const it = messages[Symbol.asyncIterator]();
+    // The consumer being read: re-created (a new generation) when deliveries were lost.
+    let messages!: ConsumerMessages;
+    let it!: AsyncIterator<JsMsg>;
+    let waiting: Promise<IteratorResult<JsMsg>> | undefined; // it.next() not answered yet
+    let lastDelivery = 0; // the consumer's delivery sequence of the last message that arrived
+    let lost = false;
+    const attach = async () => {
+      const consumer = await this.conn.retry(`cannot attach to link '${this.link}'`, this.names.stream, () => this.conn.js.consumers.get(this.names.stream, READER));
+      // Deliveries before this reader (to earlier readers) do not count as lost.
+      lastDelivery = (await consumer.info(true)).delivered.consumer_seq;
+      messages = await consumer.consume({ max_bytes: prefetchBytes, expires: PULL_EXPIRES });
+      this.messages = messages;
+      it = messages[Symbol.asyncIterator]();
+      waiting = undefined;
+      lost = false;
+    };
+    /** Re-creates the consumer: it delivers again every message still in the stream (not acknowledged). */
+    const recover = async () => {
+      this.recoveries++;
+      messages.stop();
+      waiting = undefined;
+      await this.conn.retry(`cannot reset the reader of link '${this.link}'`, this.names.stream, async () => {
+        try {
+          await this.conn.jsm.consumers.delete(this.names.stream, READER);
+        } catch (err) {
+          if (!/not found/i.test(String((err as Error).message))) throw err;
+        }
+      });
+      // Just after a deletion the cluster may still know the old consumer for a moment.
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await ensureReaderConsumer(this.conn, this.names, this.link);
+          break;
+        } catch (err) {
+          if (attempt >= 50 || !/already|exists|in use/i.test(String((err as Error)?.message))) throw err;
+          await sleep(200);
+        }
+      }
+      await attach();
+    };
+    await attach();
+
     let tag: number | undefined;
     let expected = 0;            // next message number to hand on
     let nextRecord = -1;         // next record number (checked against each message's first)
@@ -496,27 +576,63 @@ export class LinkReader implements AsyncIterable<unknown> {
     let assembling: { bytes: Uint8Array; off: number; crc: number; msgs: JsMsg[]; next: number } | undefined;
     let endCount = -1;
     let endMsg: JsMsg | undefined;
-    // Messages received and not acknowledged: given back (nak) at once if the reader stops early.
-    const outstanding = new Set<JsMsg>();
+    // Messages received and not acknowledged, by stream sequence, each as last delivered (a
+    // redelivery of one of them is not passed on again, and acknowledgements go through the latest
+    // delivery, which is the current consumer's): given back (nak) at once if the reader stops early.
+    const held = new Map<number, JsMsg>();
     const ack = (msg: JsMsg) => {
-      msg.ack();
-      outstanding.delete(msg);
+      (held.get(msg.seq) ?? msg).ack();
+      held.delete(msg.seq);
+    };
+    const hold = (msg: JsMsg): boolean => {
+      const copy = held.has(msg.seq);
+      held.set(msg.seq, msg);
+      return !copy;
     };
 
     const next = async (): Promise<Parsed> => {
-      let timer: NodeJS.Timeout | undefined;
-      const timedOut = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), this.timeout)));
-      try {
-        const r = await Promise.race([it.next(), timedOut]);
-        if (r === 'timeout') {
-          const waiting = pending.size ? `; ${pending.size} later message(s) wait for message ${expected}` : '';
-          throw this.fail('ERR_LINK_TIMEOUT', `no record for ${this.timeout / 1000} s after record ${nextRecord - 1}${waiting}: is the writer running?`);
+      const deadline = Date.now() + this.timeout;
+      for (;;) {
+        if (lost) {
+          try {
+            await recover();
+          } catch (err) {
+            throw this.fail('ERR_LINK_SEQUENCE', `messages delivered after record ${nextRecord - 1} never arrived, and the reader could not get them again: ${(err as Error)?.message ?? err}`, err);
+          }
         }
-        if (r.done) throw this.fail('ERR_LINK_CLOSED', 'the consumer stopped');
-        outstanding.add(r.value);
-        return this.parse(r.value);
-      } finally {
-        clearTimeout(timer);
+        waiting ??= it.next();
+        const current = waiting;
+        let timer: NodeJS.Timeout | undefined;
+        const wait = Math.max(1, Math.min(LOSS_CHECK, deadline - Date.now()));
+        let r: IteratorResult<JsMsg> | 'idle';
+        try {
+          r = await Promise.race([current, new Promise<'idle'>((res) => (timer = setTimeout(() => res('idle'), wait)))]);
+        } catch (err) {
+          throw this.fail('ERR_LINK_CLOSED', `the consumer stopped: ${(err as Error)?.message ?? err}`);
+        } finally {
+          clearTimeout(timer);
+        }
+        if (r !== 'idle') {
+          if (waiting === current) waiting = undefined;
+          if (r.done) throw this.fail('ERR_LINK_CLOSED', 'the consumer stopped');
+          const msg = r.value;
+          const dseq = msg.info.deliverySequence;
+          // A gap: the messages delivered in between never arrived (a server died with them).
+          if (dseq > lastDelivery + 1) lost = true;
+          lastDelivery = dseq;
+          if (!hold(msg)) continue; // a redelivery of a message held already
+          return this.parse(msg);
+        }
+        if (Date.now() >= deadline) {
+          const waits = pending.size ? `; ${pending.size} later message(s) wait for message ${expected}` : '';
+          throw this.fail('ERR_LINK_TIMEOUT', `no record for ${this.timeout / 1000} s after record ${nextRecord - 1}${waits}: is the writer running?`);
+        }
+        // Nothing arrives: has the consumer delivered messages that never arrived (or is it gone)?
+        const info = await this.conn.jsm.consumers.info(this.names.stream, READER).catch((err) => {
+          if (/consumer not found/i.test(String((err as Error)?.message))) lost = true;
+          return undefined;
+        });
+        if (info && info.delivered.consumer_seq > lastDelivery) lost = true;
       }
     };
 
@@ -533,18 +649,31 @@ export class LinkReader implements AsyncIterable<unknown> {
           nextRecord = 0;
           for (const p of pending.values()) ack(p.msg);
           pending.clear();
+          for (const x of assembling?.msgs ?? []) ack(x);
           assembling = undefined;
           continue;
         }
         if (tag === undefined) {
-          // Resuming a stream whose beginning an earlier reader consumed: start at a record boundary.
-          if (m.kind !== KIND_RECORDS && !(m.kind === KIND_CHUNK && m.count === 0)) {
+          // The first message is not the beginning: its delivery may have been lost (it comes
+          // again), or an earlier reader consumed the beginning of the stream and stopped: resume
+          // with the oldest message the stream holds, else with this one at a record boundary.
+          const o = await this.oldest();
+          if (o && o.tag === m.tag && o.kind === KIND_BEGIN) {
+            tag = m.tag;
+            expected = 0;
+            nextRecord = 0;
+          } else if (o && o.tag === m.tag && (o.kind === KIND_RECORDS || (o.kind === KIND_CHUNK && o.count === 0)) && o.mseq <= m.mseq) {
+            tag = m.tag;
+            expected = o.mseq;
+            nextRecord = o.first;
+          } else if (m.kind === KIND_RECORDS || (m.kind === KIND_CHUNK && m.count === 0)) {
+            tag = m.tag;
+            expected = m.mseq;
+            nextRecord = m.first;
+          } else {
             ack(m.msg);
             continue;
           }
-          tag = m.tag;
-          expected = m.mseq;
-          nextRecord = m.first;
         }
         if (m.tag !== tag) {
           ack(m.msg); // a previous writer's leftovers
@@ -556,7 +685,7 @@ export class LinkReader implements AsyncIterable<unknown> {
           continue;
         }
         if (m.mseq < expected || pending.has(m.mseq)) {
-          ack(m.msg); // a redelivery of what arrived already
+          ack(m.msg); // a second copy of what arrived already
           continue;
         }
         pending.set(m.mseq, m);
@@ -611,15 +740,19 @@ export class LinkReader implements AsyncIterable<unknown> {
       const drainUntil = Date.now() + PULL_EXPIRES + 1_000;
       while (Date.now() < drainUntil) {
         let timer: NodeJS.Timeout | undefined;
-        const r = await Promise.race([it.next(), new Promise<'timeout'>((res) => (timer = setTimeout(() => res('timeout'), Math.max(1, drainUntil - Date.now()))))]);
+        const r = await Promise.race([
+          (waiting ?? it.next()).catch(() => ({ done: true as const, value: undefined })),
+          new Promise<'timeout'>((res) => (timer = setTimeout(() => res('timeout'), Math.max(1, drainUntil - Date.now())))),
+        ]);
         clearTimeout(timer);
         if (r === 'timeout' || r.done) break;
-        outstanding.add(r.value);
+        waiting = undefined;
+        hold(r.value);
       }
       // Redelivered once this reader's last pull request has expired (a message redelivered before
       // would go to the pull of a reader that is gone, and wait for the ack timeout).
-      for (const m of outstanding) m.nak(PULL_EXPIRES + 500);
-      outstanding.clear();
+      for (const m of held.values()) m.nak(PULL_EXPIRES + 500);
+      held.clear();
       await this.conn.nc.flush().catch(() => undefined);
       await this.close();
     }
