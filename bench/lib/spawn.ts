@@ -16,8 +16,17 @@ export function tsProcess(file: URL, data: unknown): ChildProcess {
 /** The first message of a worker or child, rejecting if it errs or exits first. */
 export function firstMessage<T>(peer: Worker | ChildProcess): Promise<T> {
   return new Promise((resolve, reject) => {
-    peer.once('message', (m: T) => resolve(m));
-    peer.once('error', reject);
-    peer.once('exit', (code: number | null) => reject(new Error(`benchmark peer exited (${code}) before reporting`)));
+    const p = peer as NodeJS.EventEmitter;
+    const done = () => {
+      p.off('message', onMessage);
+      p.off('error', onError);
+      p.off('exit', onExit);
+    };
+    const onMessage = (m: T) => (done(), resolve(m));
+    const onError = (e: Error) => (done(), reject(e));
+    const onExit = (code: number | null) => (done(), reject(new Error(`benchmark peer exited (${code}) before reporting`)));
+    p.on('message', onMessage);
+    p.on('error', onError);
+    p.on('exit', onExit);
   });
 }

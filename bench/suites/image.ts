@@ -18,6 +18,7 @@
 // Sample keys: the k-th image of the round starting at `start` is files[(start + k) % n] with key
 // { index: WARMUP + k, epoch: start } in every runner (ringpipe's source numbers its inputs
 // 0..WARMUP + count - 1, the warm-up images first).
+import type { ChildProcess } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
@@ -30,6 +31,7 @@ import { IMAGENET_MEAN, IMAGENET_STD } from '../../src/image/normalize.js';
 import { applyThreadPlan, threadPlan } from '../../src/image/threads.js';
 import { imagePipeline } from '../../src/image/pipeline.js';
 import { TimedCount } from './image.segments.js';
+import { firstMessage, tsProcess } from '../lib/spawn.js';
 
 const SPEC: PreprocessSpec = { size: 224, crop: 'random', flip: true, mean: IMAGENET_MEAN, std: IMAGENET_STD, seed: 1 };
 /** Warm-up images ahead of each ringpipe round (and the offset of every runner's sample indices). */
@@ -38,6 +40,7 @@ const key = (start: number, k: number) => ({ index: WARMUP + k, epoch: start });
 /** `start` of the warm-up run of every runner in `measure`. */
 const WARM_START = 1_000_000;
 const SEGMENTS = new URL('./image.segments.ts', import.meta.url).href;
+const CHILD = new URL('./image.child.ts', import.meta.url);
 
 interface Runner {
   name: string;
@@ -92,11 +95,38 @@ function piscinaRunner(name: string, concurrency: number, pool: Piscina, spec: P
 }
 
 /**
+ * `n` child processes, each running the serial loop on the images it is handed one at a time
+ * (whichever is free takes the next): nothing shared but the cores, results left in the children
+ * (no hand-off, no order). What separate processes get on this machine.
+ */
+function processPool(name: string, n: number, children: ChildProcess[]): Runner {
+  return {
+    name,
+    concurrency: 1,
+    async run(files, start, count) {
+      if (children.length === 0) {
+        for (let i = 0; i < n; i++) children.push(tsProcess(CHILD, null));
+        await Promise.all(children.map((c) => firstMessage(c)));
+      }
+      let next = 0;
+      await Promise.all(
+        children.map(async (c) => {
+          for (let k = next++; k < count; k = next++) {
+            c.send({ file: files[(start + k) % files.length]!, ...key(start, k), spec: SPEC });
+            await firstMessage(c);
+          }
+        }),
+      );
+    },
+  };
+}
+
+/**
  * ringpipe end to end with `workers` preprocessing replicas: one pipeline run per round (see the
  * top of this file). `concurrency` is what the replicas' setup applies by the rule (a process-wide
  * libvips setting, which they share with this thread).
  */
-function ringpipeRunner(name: string, workers: number, cores: number, walls: number[]): Runner {
+function ringpipeRunner(name: string, workers: number, cores: number, walls: number[], isolation: 'thread' | 'process' = 'thread'): Runner {
   return {
     name,
     concurrency: threadPlan({ cores, replicas: workers }).vipsConcurrency,
@@ -110,6 +140,7 @@ function ringpipeRunner(name: string, workers: number, cores: number, walls: num
         spec: SPEC,
         workers,
         cores,
+        isolation,
         meta: false,
         // module/export given: without them ringpipe would look for TimedCount by importing this
         // module's imports, harness.ts among them, which is still evaluating (its top-level await
@@ -186,8 +217,8 @@ function compare(ctx: BenchContext, rates: Map<string, Rate>, notes: Record<stri
 
 const median = (v: number[]) => [...v].sort((a, b) => a - b)[v.length >> 1] ?? NaN;
 
-function logWalls(ctx: BenchContext, corpus: string, one: number[], two: number[]) {
-  ctx.log(`  ${corpus} | ringpipe wall time per run, start-up included (median images/s): 1 replica ${median(one).toFixed(1)}, 2 replicas ${median(two).toFixed(1)}`);
+function logWalls(ctx: BenchContext, corpus: string, one: number[], two: number[], procs: number[]) {
+  ctx.log(`  ${corpus} | ringpipe wall time per run, start-up included (median images/s): 1 replica ${median(one).toFixed(1)}, 2 replicas ${median(two).toFixed(1)}, 2 in processes ${median(procs).toFixed(1)}`);
 }
 
 /**
@@ -195,18 +226,20 @@ function logWalls(ctx: BenchContext, corpus: string, one: number[], two: number[
  * against piscina; which replica count won, and the other's figure, go in the notes.
  */
 function reportRingpipe(ctx: BenchContext, corpus: string, rates: Map<string, Rate>, cmp: ReturnType<typeof compare>, cores: number, workers: number, piscinaRule: string) {
-  const names = ['ringpipe, 1 replica', `ringpipe, ${workers} replicas`];
+  const names = ['ringpipe, 1 replica', `ringpipe, ${workers} replicas`, `ringpipe, ${workers} replicas, processes`];
   const best = names.reduce((a, b) => (rates.get(b)!.best > rates.get(a)!.best ? b : a));
-  const other = names.find((n) => n !== best)!;
   const extra = {
     bestReplicas: best === names[0] ? 1 : workers,
-    otherReplicas: { runner: other, best: rates.get(other)!.best, median: rates.get(other)!.median },
+    isolation: best === names[2] ? 'process' : 'thread',
+    others: names.filter((n) => n !== best).map((n) => ({ runner: n, best: rates.get(n)!.best, median: rates.get(n)!.median })),
     perCore: rates.get(best)!.best / cores,
     measured: `steady state at the sink: ${WARMUP} warm-up images per run, start-up excluded; CPU ms/image includes worker start-up`,
   };
-  ctx.log(`  ${corpus} | ringpipe best replica count: ${extra.bestReplicas} (${best})`);
-  cmp(`${corpus}: ringpipe end to end (source -> preprocess x${extra.bestReplicas} -> sink) vs serial`, best, 'serial, vips 1', 'serial sharp loop', extra);
-  cmp(`${corpus}: ringpipe end to end (source -> preprocess x${extra.bestReplicas} -> sink) vs piscina`, best, piscinaRule, `piscina ${workers} workers`, extra);
+  ctx.log(`  ${corpus} | ringpipe best: ${best}`);
+  const what = `${corpus}: ringpipe end to end (source -> preprocess x${extra.bestReplicas}${extra.isolation === 'process' ? ' in processes' : ''} -> sink)`;
+  cmp(`${what} vs serial`, best, 'serial, vips 1', 'serial sharp loop', extra);
+  cmp(`${what} vs piscina`, best, piscinaRule, `piscina ${workers} workers`, extra);
+  cmp(`${what} vs ${workers} processes running the serial loop`, best, `${workers} processes, serial loops`, `${workers} processes, serial loops`, extra);
 }
 
 const describeCorpus = (c: Corpus) => `${c.name}: ${c.files.length} files, ${(c.totalBytes / c.files.length / 1024).toFixed(0)} KiB average`;
@@ -224,7 +257,8 @@ export default async function image(ctx: BenchContext): Promise<void> {
   if (corpus.synthetic) ctx.log('NOTE: ../shared/data/photos is absent; the corpus is SYNTHETIC (generated colour fields), not derived from photographs');
   ctx.log(describeCorpus(corpus));
 
-  const walls1: number[] = [], walls2: number[] = [], oWalls1: number[] = [], oWalls2: number[] = [];
+  const walls1: number[] = [], walls2: number[] = [], wallsP: number[] = [], oWalls1: number[] = [], oWalls2: number[] = [], oWallsP: number[] = [];
+  const children: ChildProcess[] = [];
   const pool = new Piscina({ filename: fileURLToPath(new URL('./image.worker.ts', import.meta.url)), minThreads: workers, maxThreads: workers, idleTimeout: 60_000 });
   try {
     sharp.concurrency(plan.vipsConcurrency);
@@ -244,10 +278,12 @@ export default async function image(ctx: BenchContext): Promise<void> {
       piscinaRunner(`piscina ${workers}w, vips 4`, 4, pool),
       ringpipeRunner('ringpipe, 1 replica', 1, cores, walls1),
       ringpipeRunner(`ringpipe, ${workers} replicas`, workers, cores, walls2),
+      ringpipeRunner(`ringpipe, ${workers} replicas, processes`, workers, cores, wallsP, 'process'),
+      processPool(`${workers} processes, serial loops`, workers, children),
     ];
     const r = await measure(runners, corpus.files, rounds, count);
     logRates(ctx, corpus.name, r);
-    logWalls(ctx, corpus.name, walls1, walls2);
+    logWalls(ctx, corpus.name, walls1, walls2, wallsP);
     const notes = { corpus: describeCorpus(corpus), synthetic: corpus.synthetic, rounds, imagesPerRound: count, spec: SPEC_TEXT };
     const cmp = compare(ctx, r, notes);
     const rule = `piscina ${workers}w, vips ${plan.vipsConcurrency} (rule)`;
@@ -274,10 +310,12 @@ export default async function image(ctx: BenchContext): Promise<void> {
         piscinaRunner(`piscina ${workers}w extract-resize, vips ${plan.vipsConcurrency}`, plan.vipsConcurrency, pool, { ...SPEC, strategy: 'extract-resize' }),
         ringpipeRunner('ringpipe, 1 replica', 1, cores, oWalls1),
         ringpipeRunner(`ringpipe, ${workers} replicas`, workers, cores, oWalls2),
+        ringpipeRunner(`ringpipe, ${workers} replicas, processes`, workers, cores, oWallsP, 'process'),
+        processPool(`${workers} processes, serial loops`, workers, children),
       ];
       const o = await measure(oRunners, orig.files, oRounds, orig.files.length);
       logRates(ctx, 'originals', o);
-      logWalls(ctx, 'originals', oWalls1, oWalls2);
+      logWalls(ctx, 'originals', oWalls1, oWalls2, oWallsP);
       const ocmp = compare(ctx, o, { corpus: describeCorpus(orig), rounds: oRounds, spec: SPEC_TEXT });
       ocmp(`originals 1080p-5K: piscina ${workers} workers vs serial`, rule, 'serial, vips 1', 'serial sharp loop');
       ocmp('originals 1080p-5K: crop resize-extract vs extract-resize (serial)', 'serial, vips 1', 'serial extract-resize, vips 1', 'extract-resize');
@@ -285,6 +323,7 @@ export default async function image(ctx: BenchContext): Promise<void> {
     }
   } finally {
     await pool.destroy();
+    for (const c of children) if (c.connected) c.send('stop');
     sharp.concurrency(defaultConcurrency);
   }
 }
