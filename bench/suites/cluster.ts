@@ -1,9 +1,12 @@
 // Suite `cluster`: a segment link over JetStream on loopback (a real nats-server, file storage) against
 // the same link over a ring (Source -> Sink in worker threads), for small records and 224x224x3
-// float32 tensors; and the wall time of a work set with 1 vs 2 agents on this machine.
+// float32 tensors; and the wall time of a work set, and of a small distributed sweep (tfjs wasm
+// trainers on the agents), with 1 vs 2 agents on this machine.
 import { availableParallelism, loadavg } from 'node:os';
-import { Pipeline, Sink, Source } from '../../src/index.js';
-import { clusterStatus, jetstreamSink, jetstreamSource, runJob, type WorkSpec } from '../../src/cluster/index.js';
+import { resolve } from 'node:path';
+import { Pipeline, Sink, Source, cleanupStaleRegions } from '../../src/index.js';
+import { clusterDataPath, clusterStatus, jetstreamSink, jetstreamSource, runJob, type WorkEvent, type WorkSpec } from '../../src/cluster/index.js';
+import { sweep } from '../../src/sweep/sweep.js';
 import type { BenchContext } from '../harness.js';
 import { startServer, stopAll, type TestServer } from '../../test/helpers/nats.js';
 import { killAgents, repoRoot, spawnAgent } from '../../test/helpers/cluster-agents.js';
@@ -50,18 +53,23 @@ async function overJetStream(server: TestServer, kind: Kind, count: number, stor
   return { recordsPerSec: count / s, mbPerSec: res.bytes / s / 1e6 };
 }
 
-async function workSet(server: TestServer, agents: number, specs: WorkSpec[]): Promise<number> {
-  const items = specs.length;
-  const project = `bench-work-${agents}-${++run}`;
+/** Starts `agents` agents (1 slot each) on `project` and waits until the cluster lists them all. */
+async function startAgents(server: TestServer, agents: number, project: string, idleExit: number) {
   const spawned = Array.from({ length: agents }, (_, i) =>
-    spawnAgent(`bench-${agents}-${i}`, ['--nats', server.url, '--project', project, '--slots', '1', '--idle-exit', '3']),
+    spawnAgent(`${project}-${i}`, ['--nats', server.url, '--project', project, '--slots', '1', '--idle-exit', String(idleExit)]),
   );
-  // The wall time counts from submission to the last result, once the agents are up.
   const deadline = Date.now() + 60_000;
   while ((await clusterStatus({ servers: server.url, project })).agents.length < agents) {
     if (Date.now() > deadline) throw new Error(`the ${agents} agent(s) did not start: ${spawned.map((a) => a.output()).join('\n')}`);
     await new Promise((r) => setTimeout(r, 100));
   }
+  return spawned;
+}
+
+async function workSet(server: TestServer, agents: number, specs: WorkSpec[]): Promise<number> {
+  const project = `bench-work-${agents}-${++run}`;
+  const spawned = await startAgents(server, agents, project, 3);
+  // The wall time counts from submission to the last result, once the agents are up.
   const t0 = performance.now();
   const results = await runJob({ servers: server.url, project }, specs, { name: 'bench', timeout: 600_000 });
   const s = (performance.now() - t0) / 1000;
@@ -69,6 +77,35 @@ async function workSet(server: TestServer, agents: number, specs: WorkSpec[]): P
   const perAgent = new Map<string, number>();
   for (const r of results) perAgent.set(r.agent, (perAgent.get(r.agent) ?? 0) + 1);
   if (perAgent.size !== agents) throw new Error(`work set: ${perAgent.size} of ${agents} agents ran items (${[...perAgent].join(', ')})`);
+  await Promise.all(spawned.map((a) => a.exited));
+  return s;
+}
+
+// The distributed sweep of test/cluster-sweep.test.ts, smaller: the blobs model (tfjs, wasm backend)
+// on synthetic blobs, one trial per work item, every trial submitted at once.
+const fx = (f: string) => resolve(repoRoot, 'test/fixtures/train', f);
+const sweepTrainer = { module: fx('blobs-model.mjs'), validation: { module: fx('blobs.mjs'), args: { n: 60, seed: 2 } } };
+const sweepBuild = `${resolve(repoRoot, 'test/helpers/cluster-sweep.ts')}#build`;
+
+async function sweepOn(server: TestServer, agents: number, trials: number, args: { n: number; epochs: number; batchSize: number }): Promise<number> {
+  const project = `bench-sweep-${agents}-${++run}`;
+  const spawned = await startAgents(server, agents, project, 3);
+  const events: WorkEvent[] = [];
+  // From submission to the sweep's result, once the agents are up (trainer start-up, tfjs import included).
+  const t0 = performance.now();
+  const r = await sweep({
+    trials: Array.from({ length: trials }, (_, i) => ({ units: 8 * (1 + (i % 2)), learningRate: i < 2 ? 0.01 : 0.03 })),
+    trainer: sweepTrainer,
+    data: clusterDataPath({ servers: server.url, project, root: repoRoot, build: sweepBuild, args, timeout: 600_000, onWorkEvent: (e) => events.push(e) }),
+    metric: 'val_acc',
+    concurrency: trials,
+    console: 'none',
+  });
+  const s = (performance.now() - t0) / 1000;
+  const bad = r.trials.filter((t) => t.state !== 'completed' || t.history.length !== args.epochs);
+  if (r.trials.length !== trials || bad.length) throw new Error(`sweep: ${r.trials.length} trials, ${bad.length} not completed: ${bad.map((t) => t.error?.message ?? t.state).join('; ')}`);
+  const ran = new Set(events.filter((e) => e.type === 'started').map((e) => e.agent));
+  if (ran.size !== agents) throw new Error(`sweep: ${ran.size} of ${agents} agents ran trials (${[...ran].join(', ')})`);
   await Promise.all(spawned.map((a) => a.exited));
   return s;
 }
@@ -103,8 +140,19 @@ export default async function cluster(ctx: BenchContext): Promise<void> {
       ctx.log(`work set of ${items} ${what} items: 1 agent ${one.toFixed(2)} s, 2 agents ${two.toFixed(2)} s (load average ${load.toFixed(1)} on ${availableParallelism()} cores)`);
       ctx.report({ name: `work set of ${items} ${what} items, 2 agents (1 slot each)`, unit: 'items/s', value: items / two, baseline: { name: '1 agent', value: items / one }, notes: { wallSeconds: { oneAgent: one, twoAgents: two }, loadAverage: load } });
     }
+    // A distributed sweep: 4 trials (one item each) of the blobs model on tfjs wasm, agents with one slot each.
+    const trials = 4;
+    const args = q ? { n: 120, epochs: 2, batchSize: 40 } : { n: 480, epochs: 5, batchSize: 40 };
+    const one = await sweepOn(server, 1, trials, args);
+    const two = await sweepOn(server, 2, trials, args);
+    const load = loadavg()[0]!;
+    const what = `sweep of ${trials} trials (blobs model, tfjs wasm, ${args.n} samples x ${args.epochs} epochs)`;
+    ctx.log(`${what}: 1 agent ${one.toFixed(2)} s, 2 agents ${two.toFixed(2)} s (load average ${load.toFixed(1)} on ${availableParallelism()} cores)`);
+    ctx.report({ name: `${what}, 2 agents (1 slot each)`, unit: 'trials/min', value: (trials * 60) / two, baseline: { name: '1 agent', value: (trials * 60) / one }, notes: { wallSeconds: { oneAgent: one, twoAgents: two }, loadAverage: load, ...args } });
   } finally {
     await killAgents();
+    // Rings of agents or trainers killed above: removed as the engine does for killed owners.
+    cleanupStaleRegions();
     await stopAll();
   }
 }
