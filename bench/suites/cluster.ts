@@ -89,7 +89,7 @@ const sweepBuild = `${resolve(repoRoot, 'test/helpers/cluster-sweep.ts')}#build`
 
 async function sweepOn(server: TestServer, agents: number, trials: number, args: { n: number; epochs: number; batchSize: number }): Promise<number> {
   const project = `bench-sweep-${agents}-${++run}`;
-  const spawned = await startAgents(server, agents, project, 3);
+  const spawned = await startAgents(server, agents, project, 60);
   const events: WorkEvent[] = [];
   // From submission to the sweep's result, once the agents are up (trainer start-up, tfjs import included).
   const t0 = performance.now();
@@ -106,7 +106,10 @@ async function sweepOn(server: TestServer, agents: number, trials: number, args:
   if (r.trials.length !== trials || bad.length) throw new Error(`sweep: ${r.trials.length} trials, ${bad.length} not completed: ${bad.map((t) => t.error?.message ?? t.state).join('; ')}`);
   const ran = new Set(events.filter((e) => e.type === 'started').map((e) => e.agent));
   if (ran.size !== agents) throw new Error(`sweep: ${ran.size} of ${agents} agents ran trials (${[...ran].join(', ')})`);
-  await Promise.all(spawned.map((a) => a.exited));
+  // Stopped now rather than after --idle-exit (a graceful exit: the agent removes its own rings).
+  for (const a of spawned) a.kill('SIGTERM');
+  const codes = await Promise.all(spawned.map((a) => a.exited));
+  if (codes.some((c) => c !== 0)) throw new Error(`sweep: agents exited with ${codes.join(', ')}: ${spawned.map((a) => a.output()).join('\n')}`);
   return s;
 }
 
