@@ -107,6 +107,28 @@ describe('link over JetStream', () => {
     }
   });
 
+  it('messages an earlier reader took and never gave back (it crashed) reach the next reader at once, not after the ack wait', async () => {
+    const project = 'link-crashed-reader';
+    const writer = await LinkWriter.open(opts(project), { link: 'c', batchBytes: 0 });
+    for (let i = 0; i < 30; i++) await writer.write(i);
+    await writer.end();
+    await (await LinkReader.open(opts(project), { link: 'c' })).close();  // makes the link's consumer
+    // A reader that takes 10 messages and dies without acknowledging or giving them back.
+    const dead = await ClusterConnection.open(opts(project));
+    const consumer = await dead.js.consumers.get(dead.names.stream('LINK_c'), 'reader');
+    let taken = 0;
+    for await (const _ of await consumer.fetch({ max_messages: 10, expires: 5_000 })) taken++;
+    await dead.close();
+    expect(taken).toBe(10);
+    const t0 = Date.now();
+    const reader = await LinkReader.open(opts(project), { link: 'c', timeout: 60_000 });
+    const got: number[] = [];
+    for await (const x of reader) got.push(x as number);
+    expect(got).toEqual([...Array(30).keys()]);
+    expect(reader.recoveries).toBeGreaterThan(0);
+    expect(Date.now() - t0).toBeLessThan(30_000);  // the ack wait is 120 s
+  }, 90_000);
+
   it('a writer that starts over fails a reader that was reading it, naming the link, server and subject', async () => {
     const project = 'link-restart';
     const w1 = await LinkWriter.open(opts(project), { link: 'x' });

@@ -632,7 +632,10 @@ export class LinkReader implements AsyncIterable<unknown> {
           if (/consumer not found/i.test(String((err as Error)?.message))) lost = true;
           return undefined;
         });
-        if (info && info.delivered.consumer_seq > lastDelivery) lost = true;
+        // Or are messages out that this reader does not hold? The link has one reader at a time,
+        // so they went to an earlier one that stopped or crashed before giving them back: get them
+        // now rather than after the ack wait.
+        if (info && (info.delivered.consumer_seq > lastDelivery || info.num_ack_pending > held.size)) lost = true;
       }
     };
 
