@@ -324,8 +324,8 @@ async function supervise(graph: Graph, replicas: Replica[], rings: Ring[], view:
 
   const finished = (r: Replica) => {
     if (r.done) return;
+    r.done = true;  // before readied(): the release it may trigger must skip this replica
     readied(r);
-    r.done = true;
     if (--remaining === 0) settle();
   };
 
@@ -424,7 +424,9 @@ function start(
       handle(m);
       if (m.type !== 'ready') void worker.terminate();  // the runner's last word: user code may still hold handles open
     });
-    r.go = () => worker.postMessage('go');
+    r.go = () => {
+      if (!gotFinal) worker.postMessage('go');
+    };
     let error: Error | undefined;
     worker.on('error', (e) => (error = e));
     worker.on('exit', (code) => onExit(r, gotFinal ? null : error ? `uncaught ${error.name}: ${error.message}` : `worker thread exited with code ${code}`));
@@ -442,7 +444,13 @@ function start(
     if (m.type !== 'ready') setTimeout(() => child.kill('SIGKILL'), 2000).unref();  // it exits by itself; this is for stray handles
   });
   r.go = () => {
-    if (child.connected) child.send('go');
+    if (gotFinal || !child.connected) return;
+    try {
+      // A child ending right now (its channel closing) has nothing left to start: ignore the error.
+      child.send('go', () => {});
+    } catch {
+      // ERR_IPC_CHANNEL_CLOSED: the same.
+    }
   };
   child.on('exit', (code, signal) =>
     onExit(r, gotFinal ? null : signal ? `process killed by ${signal}` : `process exited with code ${code}`),
