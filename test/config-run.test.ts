@@ -507,3 +507,23 @@ describe('the TypeScript API', () => {
     expect(existsSync(join(project.dir, '.ringpipe', 'cache'))).toBe(true);
   });
 });
+
+describe('spools of runs without a cache', () => {
+  it('a spool left by a process that is gone is removed; a live process keeps its own', async () => {
+    const { mkdtempSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { removeStaleSpools } = await import('../src/config/executor.js');
+    const parent = mkdtempSync(join(tmpdir(), 'rp-spools-'));
+    try {
+      // pid 2^22 + 1 is above Linux's pid_max: never a live process.
+      const dead = mkdtempSync(join(parent, `ringpipe-spool-p${2 ** 22 + 1}-`));
+      const live = mkdtempSync(join(parent, `ringpipe-spool-p${process.pid}-`));
+      await removeStaleSpools(parent);
+      expect(existsSync(dead)).toBe(false);
+      expect(existsSync(live)).toBe(true);
+    } finally {
+      const { rmSync } = await import('node:fs');
+      rmSync(parent, { recursive: true, force: true });
+    }
+  });
+});

@@ -3,6 +3,7 @@
 // are theirs to clean up; a segment whose owner is gone is a leak.)
 import { readdirSync, readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
+import { removeStaleSpools } from '../src/config/executor.js';
 import { removeStaleSockets } from '../src/sweep/control.js';
 
 const prefix = `ringpipe-u${userInfo().uid}-`;
@@ -30,7 +31,9 @@ let before = new Set<string>();
 export function setup() {
   before = new Set(listShm());
 }
-export function teardown() {
+export async function teardown() {
+  // Spools of pipeline runs the tests killed (agents' items): the next run would remove them.
+  await removeStaleSpools();
   // Control sockets of sweep processes the tests killed on purpose (agents SIGKILLed mid-trial):
   // the next sweep would remove them; the suite leaves none.
   removeStaleSockets();

@@ -1,9 +1,9 @@
 // Running a plan: which stages are cached, which must run, in what order, and where their outputs go.
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { ArtifactRecord } from '../cache/records.js';
-import { FsArtifactStore, tempPrefix, type ArtifactManifest, type ArtifactStore, type ArtifactWriter } from '../cache/store.js';
+import { FsArtifactStore, processAlive, tempPrefix, type ArtifactManifest, type ArtifactStore, type ArtifactWriter } from '../cache/store.js';
 import { ConfigError, StageError } from './errors.js';
 import { libraryOptions, loadLibraryStage } from './library.js';
 import { importModule } from './modules.js';
@@ -14,6 +14,19 @@ import { openReplaySource, ReplayableInput, type ReplaySource } from './feeds.js
 import { readSourceFile } from './sources.js';
 import type { Isolation, ReadMode } from './types.js';
 import { ptr } from './validate.js';
+
+/** Spools of runs without a cache live in the OS temp dir, named after their process. */
+const SPOOL_PREFIX = 'ringpipe-spool-p';
+
+/** Removes the spools of processes that are gone (killed runs cannot clean up after themselves). */
+export async function removeStaleSpools(parent: string = tmpdir()): Promise<void> {
+  const names = await readdir(parent).catch(() => [] as string[]);
+  for (const name of names) {
+    if (!name.startsWith(SPOOL_PREFIX)) continue;
+    const pid = Number.parseInt(name.slice(SPOOL_PREFIX.length), 10);
+    if (pid > 0 && !processAlive(pid)) await rm(join(parent, name), { recursive: true, force: true }).catch(() => undefined);
+  }
+}
 
 /** Status of a stage (in one branch) after a run. */
 export type StageStatus = 'computed' | 'cached' | 'failed';
@@ -152,7 +165,8 @@ export async function executePlan(plan: Plan, options: ExecuteOptions = {}): Pro
       const inCache = store instanceof FsArtifactStore;
       const parent = inCache ? join(store.location, 'tmp') : tmpdir();
       await mkdir(parent, { recursive: true });
-      const dir = await mkdtemp(join(parent, inCache ? `${tempPrefix()}spool-` : 'ringpipe-spool-'));
+      if (!inCache) await removeStaleSpools(parent);
+      const dir = await mkdtemp(join(parent, inCache ? `${tempPrefix()}spool-` : `${SPOOL_PREFIX}${process.pid}-`));
       spool = { store: new FsArtifactStore(dir), dir };
     }
     return spool.store;
