@@ -128,7 +128,7 @@ export class RingReader {
     if (this.holds.length === 0) this.retired = this.pos;
     this.pendingBytes += this.size;
     this.size = 0;
-    if (++this.pending >= this.releaseEvery || this.pendingBytes >= this.releaseBytes) this.publish(false);
+    if (++this.pending >= this.releaseEvery || this.pendingBytes >= this.releaseBytes) this.flush(false);
   }
 
   /**
@@ -162,10 +162,6 @@ export class RingReader {
    * single producer asked for (ring.h, spaceWant), so it wakes once per large chunk of space.
    */
   flush(eager = true): void {
-    this.publish(eager);
-  }
-
-  private publish(eager: boolean): void {
     Atomics.store(this.i32, this.slotIdx, this.retired | 0);
     this.pending = 0;
     this.pendingBytes = 0;
