@@ -1,5 +1,5 @@
-// The ringpipe addon: regions as SharedArrayBuffers, futex wait/wake, and C++ ends of a ring for
-// tests. The per-record protocol runs in JS (src/ring/) over the same memory; see ring.h.
+// The ringpipe addon: regions as SharedArrayBuffers, futex wait/wake, C++ ends of a ring for
+// tests, and the pixel copy after sharp (pixels.cc). The per-record protocol runs in JS (src/ring/) over the same memory; see ring.h.
 #include <napi.h>
 #include <node.h>
 #include <v8.h>
@@ -18,6 +18,9 @@
 #include "testdata.h"
 
 namespace ringpipe {
+
+Napi::Value WriteRgbTensor(const Napi::CallbackInfo& info);  // pixels.cc
+
 namespace {
 
 // napi_value is a v8::Local<v8::Value> underneath; Node-API in Node 20 cannot make a
@@ -404,6 +407,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("cppProduce", Napi::Function::New(env, CppProduce));
   exports.Set("cppConsume", Napi::Function::New(env, CppConsume));
   exports.Set("napiWriteRecord", Napi::Function::New(env, NapiWriteRecord));
+  exports.Set("writeRgbTensor", Napi::Function::New(env, WriteRgbTensor));
   return exports;
 }
 

@@ -10,9 +10,9 @@
 // run (after `apt-get update` when the package is unknown). Otherwise it fails with a message that
 // says how to install it; it never downloads anything else.
 import { spawnSync } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { aptInstall, aptUnavailable, executable } from './apt.mjs';
 
 const BINARY = 'nats-server';
 const EXTRA_DIRS = ['/usr/sbin', '/usr/bin', '/usr/local/bin', '/usr/local/sbin'];
@@ -23,15 +23,6 @@ export class NatsServerMissingError extends Error {
     super(message);
     this.name = 'NatsServerMissingError';
     this.code = 'ERR_NATS_SERVER_MISSING';
-  }
-}
-
-function executable(path) {
-  try {
-    accessSync(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
   }
 }
 
@@ -53,11 +44,6 @@ export function natsServerVersion(path) {
   return m ? m[1] : undefined;
 }
 
-function run(cmd, args, timeoutMs) {
-  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: timeoutMs, env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
-  return { ok: r.status === 0, output: `${r.stdout ?? ''}${r.stderr ?? ''}${r.error ? String(r.error) : ''}`.trim() };
-}
-
 /**
  * Finds nats-server, installing it with apt-get when missing and allowed (root + apt-get).
  * Returns `{ path, version, installed }`; throws {@link NatsServerMissingError} otherwise.
@@ -68,25 +54,14 @@ export function ensureNatsServer({ install = true, log = (m) => process.stderr.w
   const hint = 'install it (Debian/Ubuntu: `apt-get install -y nats-server`; or a release from https://github.com/nats-io/nats-server/releases) or set NATS_SERVER to its path';
   if (process.env.NATS_SERVER) throw new NatsServerMissingError(`NATS_SERVER=${process.env.NATS_SERVER} is not an executable file: ${hint}`);
   if (!install) throw new NatsServerMissingError(`nats-server was not found in PATH or ${EXTRA_DIRS.join(', ')}: ${hint}`);
-  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
-  const apt = ['/usr/bin/apt-get', '/bin/apt-get'].find(executable);
-  if (!isRoot || !apt) {
-    throw new NatsServerMissingError(
-      `nats-server was not found in PATH or ${EXTRA_DIRS.join(', ')}, and it cannot be installed automatically ` +
-        `(${!apt ? 'no apt-get on this machine' : 'not running as root'}): ${hint}`,
-    );
+  const why = aptUnavailable();
+  if (why) {
+    throw new NatsServerMissingError(`nats-server was not found in PATH or ${EXTRA_DIRS.join(', ')}, and it cannot be installed automatically (${why}): ${hint}`);
   }
-  log('nats-server is missing: installing it with apt-get (Debian package nats-server)');
-  let r = run(apt, ['install', '-y', '-q', BINARY], 600_000);
-  if (!r.ok) {
-    log('apt-get install failed; running apt-get update and trying again');
-    const u = run(apt, ['update', '-q'], 600_000);
-    r = u.ok ? run(apt, ['install', '-y', '-q', BINARY], 600_000) : u;
-  }
+  log('nats-server is missing');
+  const r = aptInstall(BINARY, log);
   const path = findNatsServer();
-  if (!r.ok || !path) {
-    throw new NatsServerMissingError(`could not install nats-server with apt-get: ${r.output.split('\n').slice(-5).join(' | ')}; ${hint}`);
-  }
+  if (!r.ok || !path) throw new NatsServerMissingError(`could not install nats-server with apt-get: ${r.output}; ${hint}`);
   return { path, version: natsServerVersion(path), installed: true };
 }
 

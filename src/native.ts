@@ -36,6 +36,11 @@ export interface Addon {
   cppConsume(buffer: SharedArrayBuffer, slot: number, seed: number, maxLen: number): Promise<{ count: number; bad: number }>;
   /** Benchmark hook: one record written by C++, one N-API call per record. False when full. */
   napiWriteRecord(buffer: SharedArrayBuffer, length: number, seq: number): boolean;
+  /**
+   * 8-bit interleaved RGB (`width * height * 3` bytes) into `out`: through `lut` (3 x 256 floats,
+   * channel-major) for a Float32Array, copied for a Uint8Array; CHW or HWC; mirrored when `flip`.
+   */
+  writeRgbTensor(src: Uint8Array, width: number, height: number, out: Float32Array | Uint8Array, chw: boolean, flip: boolean, lut?: Float32Array): void;
 }
 
 const addonPath = fileURLToPath(new URL('../build/Release/ringpipe.node', import.meta.url));

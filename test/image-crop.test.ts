@@ -177,3 +177,37 @@ describe('writeTensor', () => {
     expect(() => writeTensor(src, W, H, new Float32Array(18), { layout: 'hwc', flip: false })).toThrow(TypeError);
   });
 });
+
+describe('writeTensor on a larger image', () => {
+  it('matches the per-pixel formula for every layout and flip, into shared memory too', () => {
+    const W = 37;
+    const H = 11;
+    const src = new Uint8Array(W * H * 3);
+    for (let i = 0; i < src.length; i++) src[i] = (i * 97 + 13) & 255;
+    const mean = [0.485, 0.456, 0.406] as const;
+    const std = [0.229, 0.224, 0.225] as const;
+    const luts = channelLuts(mean, std);
+    const loose: [Float32Array, Float32Array, Float32Array] = [luts[0].slice(), luts[1].slice(), luts[2].slice()];
+    for (const layout of ['hwc', 'chw'] as const) {
+      for (const flip of [false, true]) {
+        const f = new Float32Array(new SharedArrayBuffer(W * H * 12 + 8), 8, W * H * 3);
+        const f2 = new Float32Array(W * H * 3);
+        const b = new Uint8Array(new SharedArrayBuffer(W * H * 3 + 1), 1, W * H * 3);
+        writeTensor(src, W, H, f, { layout, flip, luts });
+        writeTensor(src, W, H, f2, { layout, flip, luts: loose });
+        writeTensor(src, W, H, b, { layout, flip });
+        for (let y = 0; y < H; y++) {
+          for (let x = 0; x < W; x++) {
+            for (let c = 0; c < 3; c++) {
+              const v = src[(y * W + (flip ? W - 1 - x : x)) * 3 + c]!;
+              const i = layout === 'hwc' ? (y * W + x) * 3 + c : c * W * H + y * W + x;
+              expect(b[i]).toBe(v);
+              expect(f[i]).toBe(Math.fround((v / 255 - mean[c]) / std[c]));
+              expect(f2[i]).toBe(f[i]);
+            }
+          }
+        }
+      }
+    }
+  });
+});

@@ -193,13 +193,19 @@ describe('preprocess: every input kind gives 3-channel 8-bit sRGB', () => {
     expect(pixel(s, 56, 24)[2]).toBeGreaterThan(240);
   });
 
-  it('reading the file first or letting libvips open it gives identical tensors', async () => {
+  it('reading the file (sync or async) or letting libvips open it gives identical tensors', async () => {
     for (const name of ['noise.jpg', 'exif6.jpg', 'alpha.png', 'cmyk.jpg']) {
       const spec: PreprocessSpec = { size: 24, crop: 'random', flip: true, ...imagenet };
-      const a = await preprocess(f(name), { ...spec, readFile: true }, undefined, { index: 1 });
-      const b = await preprocess(f(name), { ...spec, readFile: false }, undefined, { index: 1 });
-      expect(Buffer.from(a.data.buffer).equals(Buffer.from(b.data.buffer)), name).toBe(true);
+      const a = await preprocess(f(name), spec, undefined, { index: 1 });
+      for (const readFile of ['sync', 'async', true, false] as const) {
+        const b = await preprocess(f(name), { ...spec, readFile }, undefined, { index: 1 });
+        expect(Buffer.from(a.data.buffer).equals(Buffer.from(b.data.buffer)), `${name} readFile ${readFile}`).toBe(true);
+      }
     }
+  });
+
+  it('rejects an unknown readFile mode', () => {
+    expect(() => resolveSpec({ readFile: 'mmap' as never })).toThrow(/readFile must be/);
   });
 
   it('accepts encoded bytes (Buffer and plain Uint8Array) as input', async () => {
@@ -336,7 +342,7 @@ describe('preprocess: bad input', () => {
   ];
   for (const [name, reason] of cases) {
     it(`${name} -> ImageDecodeError with path and reason`, async () => {
-      for (const [crop, readFile] of [['center', true], ['random', false], ['resize', true], ['resize', false]] as const) {
+      for (const [crop, readFile] of [['center', 'sync'], ['center', 'async'], ['random', false], ['resize', 'sync'], ['resize', false]] as const) {
         const err = await preprocess(f(name), { size: 32, crop, readFile }, undefined, { index: 9 }).then(
           () => undefined,
           (e: unknown) => e,
@@ -380,10 +386,10 @@ describe('preprocess: bad input', () => {
     expect(JSON.parse(r.stdout.trim().split('\n').pop()!)).toEqual({ name: 'ImageDecodeError', code: 'ERR_IMAGE_DECODE', reason: 'permission denied' });
   });
 
-  it('a FIFO is rejected without blocking (in both read modes)', async () => {
+  it('a FIFO is rejected without blocking (in every read mode)', async () => {
     const fifo = f('pipe.jpg');
     expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
-    for (const readFile of [true, false]) {
+    for (const readFile of ['sync', 'async', false] as const) {
       await expect(preprocess(fifo, { size: 8, readFile })).rejects.toMatchObject({ code: 'ERR_IMAGE_DECODE', reason: 'not a regular file' });
     }
   });

@@ -13,6 +13,8 @@ import { IMAGENET_MEAN, IMAGENET_STD } from '../src/image/normalize.js';
 import { digestSink, imagePipeline, skippedImages } from '../src/image/pipeline.js';
 import type { DigestReport, ImagePreprocessorReport } from '../src/image/segments.js';
 import { threadPlan } from '../src/image/threads.js';
+import { findJemalloc } from '../src/image/allocator.js';
+import { ensureJemalloc } from '../scripts/jemalloc.mjs';
 
 let dir: string;
 let items: ImageItem[];
@@ -166,5 +168,17 @@ describe('image pipeline on the engine (processes)', () => {
     const reports = r.results.preprocess as ImagePreprocessorReport[];
     const plan = threadPlan({ cores, replicas: 2, replicasPerProcess: 1 });
     for (const rep of reports) expect(rep).toMatchObject({ ownProcess: true, vipsConcurrency: plan.vipsConcurrency, uvThreadpoolSize: plan.uvThreadpoolSize });
+  });
+
+  it("preprocessing processes run under jemalloc by default (installed here when possible), the system's allocator on request", async () => {
+    const jemalloc = ensureJemalloc(() => findJemalloc(), { log: () => {} });
+    const allocatorsOf = async (allocator?: 'system') => {
+      const r = await imagePipeline({ dir, spec: SPEC, workers: 2, isolation: 'process', onError: 'skip', sink: digestSink(), ...(allocator ? { allocator } : {}) }).run({ handleSigint: false });
+      expect(digestOf(r).samples).toEqual(await expected(items, SPEC));
+      return (r.results.preprocess as ImagePreprocessorReport[]).map((rep) => rep.allocator);
+    };
+    expect(await allocatorsOf()).toEqual(jemalloc.path ? ['jemalloc', 'jemalloc'] : ['system', 'system']);
+    if (process.env.CI && process.getuid?.() === 0) expect(jemalloc.path).toBeDefined();  // CI runs as root: the install must work
+    expect(await allocatorsOf('system')).toEqual(['system', 'system']);
   });
 });

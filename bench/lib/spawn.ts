@@ -8,9 +8,9 @@ export function tsWorker(file: URL, workerData: unknown, transferList: TransferL
   return new Worker(code, { eval: true, workerData, execArgv: [], transferList });
 }
 
-/** A child process running `file` with `data` as JSON in argv[2]. */
-export function tsProcess(file: URL, data: unknown): ChildProcess {
-  return fork(file, [JSON.stringify(data)], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+/** A child process running `file` with `data` as JSON in argv[2] (and `env` added to this one's). */
+export function tsProcess(file: URL, data: unknown, env: Record<string, string> = {}): ChildProcess {
+  return fork(file, [JSON.stringify(data)], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { ...process.env, ...env } });
 }
 
 /** The first message of a worker or child, rejecting if it errs or exits first. */

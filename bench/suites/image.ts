@@ -3,21 +3,25 @@
 //
 // Every runner does exactly the same work through src/image's `preprocess` (same spec, same
 // per-sample keys, so the same crops): a serial loop, one thread with 2 images in flight, a
-// piscina pool of 2 workers, and ringpipe end to end. Runners are measured in interleaved rounds
-// and the best and median rounds are kept, because this machine is shared and its load varies
-// from second to second.
+// piscina pool of 2 workers, the serial loop in 1 and in 2 child processes, and ringpipe end to
+// end. Runners are measured in interleaved rounds and the best and median rounds are kept,
+// because this machine is shared and its load varies from second to second.
 //
 // ringpipe end to end: `imagePipeline` = image source (`imageSource` over the round's files) ->
-// `preprocess` (ImagePreprocessor, 1 or 2 replicas in worker threads, libvips threads by the rule,
-// each tensor decoded straight into the ring) -> a counting sink. One run per round; the round's
-// images follow WARMUP warm-up images, and the sink times from the arrival of the last warm-up
-// image to the last image (records arrive in order, so every replica is running by then): worker
-// start-up and module loading are left out, as the peers' (pool start, warm-up) are. The wall
-// time of each run, start-up included, is logged too.
+// `preprocess` (ImagePreprocessor, 1 or 2 replicas in worker threads or processes, libvips threads
+// by the rule, each tensor decoded straight into the ring) -> a counting sink. One run per round;
+// the round's images follow `warm` warm-up images, and the sink times from the arrival of the
+// last warm-up image to the last image (records arrive in order, so every replica is running by
+// then): worker start-up and module loading are left out, as the peers' (pool start, warm-up) are.
+// The wall time of each run, start-up included, is logged too.
+//
+// Allocator: ringpipe's processes preload jemalloc when it is installed (src/image/allocator.ts);
+// the suite installs it when it can, and the child-process peers get the same allocator. The
+// in-process peers (serial, piscina) keep the system's, as a plain script would.
 //
 // Sample keys: the k-th image of the round starting at `start` is files[(start + k) % n] with key
-// { index: WARMUP + k, epoch: start } in every runner (ringpipe's source numbers its inputs
-// 0..WARMUP + count - 1, the warm-up images first).
+// { index: warm + k, epoch: start } in every runner (ringpipe's source numbers its inputs
+// 0..warm + count - 1, the warm-up images first).
 import type { ChildProcess } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -29,14 +33,19 @@ import { imagenetLike, originals, type Corpus } from '../image/corpus.js';
 import { preprocess, type PreprocessSpec } from '../../src/image/decode.js';
 import { IMAGENET_MEAN, IMAGENET_STD } from '../../src/image/normalize.js';
 import { applyThreadPlan, threadPlan } from '../../src/image/threads.js';
+import { allocatorEnv, findJemalloc } from '../../src/image/allocator.js';
+import { ensureJemalloc } from '../../scripts/jemalloc.mjs';
 import { imagePipeline } from '../../src/image/pipeline.js';
 import { TimedCount } from './image.segments.js';
 import { firstMessage, tsProcess } from '../lib/spawn.js';
 
 const SPEC: PreprocessSpec = { size: 224, crop: 'random', flip: true, mean: IMAGENET_MEAN, std: IMAGENET_STD, seed: 1 };
-/** Warm-up images ahead of each ringpipe round (and the offset of every runner's sample indices). */
-const WARMUP = 8;
-const key = (start: number, k: number) => ({ index: WARMUP + k, epoch: start });
+/**
+ * Warm-up images ahead of each ringpipe round (and the offset of every runner's sample indices):
+ * enough for the new processes' JIT and libvips to warm up, as the peers' long-lived ones are.
+ */
+const WARMUP = { small: 48, originals: 8 };
+const key = (start: number, k: number, warm: number) => ({ index: warm + k, epoch: start });
 /** `start` of the warm-up run of every runner in `measure`. */
 const WARM_START = 1_000_000;
 const SEGMENTS = new URL('./image.segments.ts', import.meta.url).href;
@@ -47,11 +56,11 @@ interface Runner {
   /** libvips threads per image while this runner runs (a process-wide setting). */
   concurrency: number;
   /**
-   * Processes `count` images: files[(start + k) % n] with key `key(start, k)`. Resolves with the
+   * Processes `count` images: files[(start + k) % n] with key `key(start, k, warm)`. Resolves with the
    * runner's own images/s when it measures itself (ringpipe: steady state at the sink), else
    * with nothing (the round's wall time is used).
    */
-  run(files: string[], start: number, count: number): Promise<number | void>;
+  run(files: string[], start: number, count: number, warm: number): Promise<number | void>;
 }
 
 function serial(name: string, concurrency: number, spec: PreprocessSpec = SPEC): Runner {
@@ -59,8 +68,8 @@ function serial(name: string, concurrency: number, spec: PreprocessSpec = SPEC):
   return {
     name,
     concurrency,
-    async run(files, start, count) {
-      for (let k = 0; k < count; k++) await preprocess(files[(start + k) % files.length], spec, out, key(start, k));
+    async run(files, start, count, warm) {
+      for (let k = 0; k < count; k++) await preprocess(files[(start + k) % files.length], spec, out, key(start, k, warm));
     },
   };
 }
@@ -70,11 +79,11 @@ function inFlight(name: string, concurrency: number, depth: number): Runner {
   return {
     name,
     concurrency,
-    async run(files, start, count) {
+    async run(files, start, count, warm) {
       let next = 0;
       await Promise.all(
         outs.map(async (out) => {
-          for (let k = next++; k < count; k = next++) await preprocess(files[(start + k) % files.length], SPEC, out, key(start, k));
+          for (let k = next++; k < count; k = next++) await preprocess(files[(start + k) % files.length], SPEC, out, key(start, k, warm));
         }),
       );
     },
@@ -85,9 +94,9 @@ function piscinaRunner(name: string, concurrency: number, pool: Piscina, spec: P
   return {
     name,
     concurrency,
-    async run(files, start, count) {
+    async run(files, start, count, warm) {
       const tasks: Promise<Float32Array>[] = [];
-      for (let k = 0; k < count; k++) tasks.push(pool.run({ file: files[(start + k) % files.length], ...key(start, k), spec }));
+      for (let k = 0; k < count; k++) tasks.push(pool.run({ file: files[(start + k) % files.length], ...key(start, k, warm), spec }));
       const results = await Promise.all(tasks);
       if (results.some((r) => !(r instanceof Float32Array) || r.length !== 224 * 224 * 3)) throw new Error('piscina worker returned a bad tensor');
     },
@@ -95,26 +104,29 @@ function piscinaRunner(name: string, concurrency: number, pool: Piscina, spec: P
 }
 
 /**
- * `n` child processes, each running the serial loop on the images it is handed one at a time
- * (whichever is free takes the next): nothing shared but the cores, results left in the children
- * (no hand-off, no order). What separate processes get on this machine.
+ * `n` child processes, each running the serial loop over its share of the round (image k goes to
+ * child k mod n, sent in one message): nothing shared but the cores, results left in the children
+ * (no hand-off, no order). What separate processes get on this machine; `env` gives them the
+ * allocator ringpipe's processes get, so that the two compare like for like.
  */
-function processPool(name: string, n: number, children: ChildProcess[]): Runner {
+function processPool(name: string, n: number, children: ChildProcess[], env: Record<string, string>): Runner {
+  const mine: ChildProcess[] = [];
   return {
     name,
     concurrency: 1,
-    async run(files, start, count) {
-      if (children.length === 0) {
-        for (let i = 0; i < n; i++) children.push(tsProcess(CHILD, null));
-        await Promise.all(children.map((c) => firstMessage(c)));
+    async run(files, start, count, warm) {
+      if (mine.length === 0) {
+        for (let i = 0; i < n; i++) mine.push(tsProcess(CHILD, null, env));
+        children.push(...mine);
+        await Promise.all(mine.map((c) => firstMessage(c)));
       }
-      let next = 0;
       await Promise.all(
-        children.map(async (c) => {
-          for (let k = next++; k < count; k = next++) {
-            c.send({ file: files[(start + k) % files.length]!, ...key(start, k), spec: SPEC });
-            await firstMessage(c);
-          }
+        mine.map((c, i) => {
+          const tasks = [];
+          for (let k = i; k < count; k += n) tasks.push({ file: files[(start + k) % files.length]!, ...key(start, k, warm) });
+          const done = firstMessage(c);
+          c.send({ spec: SPEC, tasks });
+          return done;
         }),
       );
     },
@@ -130,9 +142,9 @@ function ringpipeRunner(name: string, workers: number, cores: number, walls: num
   return {
     name,
     concurrency: threadPlan({ cores, replicas: workers }).vipsConcurrency,
-    async run(files, start, count) {
+    async run(files, start, count, warm) {
       const n = files.length;
-      const inputs = Array.from({ length: WARMUP + count }, (_, j) => files[(((start - WARMUP + j) % n) + n) % n]);
+      const inputs = Array.from({ length: warm + count }, (_, j) => files[(((start - warm + j) % n) + n) % n]);
       const t0 = performance.now();
       const r = await imagePipeline({
         inputs,
@@ -145,11 +157,11 @@ function ringpipeRunner(name: string, workers: number, cores: number, walls: num
         // module/export given: without them ringpipe would look for TimedCount by importing this
         // module's imports, harness.ts among them, which is still evaluating (its top-level await
         // is what runs this suite): that import never settles and node exits with code 13.
-        sink: new Sink(TimedCount, { options: { warmup: WARMUP, length: 224 * 224 * 3 }, module: SEGMENTS, export: 'TimedCount' }),
+        sink: new Sink(TimedCount, { options: { warmup: warm, length: 224 * 224 * 3 }, module: SEGMENTS, export: 'TimedCount' }),
       }).run({ handleSigint: false });
       if (start !== WARM_START) walls.push(count / ((performance.now() - t0) / 1000));
       const c = r.results.TimedCount![0] as { count: number; timed: number; seconds: number };
-      if (c.count !== WARMUP + count || c.timed !== count) throw new Error(`ringpipe runner: the sink got ${c.count} images of ${WARMUP + count}`);
+      if (c.count !== warm + count || c.timed !== count) throw new Error(`ringpipe runner: the sink got ${c.count} images of ${warm + count}`);
       return c.timed / c.seconds;
     },
   };
@@ -165,19 +177,19 @@ interface Rate {
 }
 
 /** Images/s and CPU cost of each runner over `rounds` interleaved rounds of `count` images. */
-async function measure(runners: Runner[], files: string[], rounds: number, count: number): Promise<Map<string, Rate>> {
+async function measure(runners: Runner[], files: string[], rounds: number, count: number, warm: number): Promise<Map<string, Rate>> {
   const rates = new Map<string, number[]>(runners.map((r) => [r.name, []]));
   const cpu = new Map<string, number>(runners.map((r) => [r.name, 0]));
   for (const r of runners) {
     sharp.concurrency(r.concurrency);
-    await r.run(files, WARM_START, Math.min(count, 8)); // warm-up (worker start, code caches)
+    await r.run(files, WARM_START, Math.min(count, 8), warm); // warm-up (worker start, code caches)
   }
   for (let round = 0; round < rounds; round++) {
     for (const r of runners) {
       sharp.concurrency(r.concurrency);
       const c0 = process.cpuUsage();
       const t0 = performance.now();
-      const own = await r.run(files, round * count, count);
+      const own = await r.run(files, round * count, count, warm);
       const dt = performance.now() - t0;
       const c = process.cpuUsage(c0);
       rates.get(r.name)!.push(typeof own === 'number' ? own : count / (dt / 1000));
@@ -225,7 +237,7 @@ function logWalls(ctx: BenchContext, corpus: string, one: number[], two: number[
  * The ringpipe rows: the better of 1 and 2 replicas (by best round) against the serial loop and
  * against piscina; which replica count won, and the other's figure, go in the notes.
  */
-function reportRingpipe(ctx: BenchContext, corpus: string, rates: Map<string, Rate>, cmp: ReturnType<typeof compare>, cores: number, workers: number, piscinaRule: string) {
+function reportRingpipe(ctx: BenchContext, corpus: string, rates: Map<string, Rate>, cmp: ReturnType<typeof compare>, cores: number, workers: number, piscinaRule: string, serialProc: string, warm: number) {
   const names = ['ringpipe, 1 replica', `ringpipe, ${workers} replicas`, `ringpipe, ${workers} replicas, processes`];
   const best = names.reduce((a, b) => (rates.get(b)!.best > rates.get(a)!.best ? b : a));
   const extra = {
@@ -233,11 +245,12 @@ function reportRingpipe(ctx: BenchContext, corpus: string, rates: Map<string, Ra
     isolation: best === names[2] ? 'process' : 'thread',
     others: names.filter((n) => n !== best).map((n) => ({ runner: n, best: rates.get(n)!.best, median: rates.get(n)!.median })),
     perCore: rates.get(best)!.best / cores,
-    measured: `steady state at the sink: ${WARMUP} warm-up images per run, start-up excluded; CPU ms/image includes worker start-up`,
+    measured: `steady state at the sink: ${warm} warm-up images per run, start-up excluded; CPU ms/image includes worker start-up`,
   };
   ctx.log(`  ${corpus} | ringpipe best: ${best}`);
   const what = `${corpus}: ringpipe end to end (source -> preprocess x${extra.bestReplicas}${extra.isolation === 'process' ? ' in processes' : ''} -> sink)`;
   cmp(`${what} vs serial`, best, 'serial, vips 1', 'serial sharp loop', extra);
+  cmp(`${what} vs the ${serialProc}`, best, serialProc, serialProc, extra);
   cmp(`${what} vs piscina`, best, piscinaRule, `piscina ${workers} workers`, extra);
   cmp(`${what} vs ${workers} processes running the serial loop`, best, `${workers} processes, serial loops`, `${workers} processes, serial loops`, extra);
 }
@@ -253,6 +266,14 @@ export default async function image(ctx: BenchContext): Promise<void> {
   applyThreadPlan(plan); // sharp cache off; UV_THREADPOOL_SIZE is only a default here (pool already started)
   ctx.log(`${cores} cores; sharp default concurrency ${defaultConcurrency}; rule: ${workers} replicas -> vips ${plan.vipsConcurrency}, 1 replica -> vips ${rule1.vipsConcurrency}`);
 
+  // ringpipe's processes preload jemalloc when it is installed (src/image/allocator.ts): install it
+  // when possible, and give the peers in child processes the same allocator.
+  const jem = ensureJemalloc(() => findJemalloc(), { log: ctx.log });
+  const procEnv = allocatorEnv('auto');
+  const alloc = jem.path ? 'jemalloc' : 'system allocator';
+  ctx.log(jem.path ? `jemalloc: ${jem.path}${jem.installed ? ' (installed now)' : ''}` : `NOTE: jemalloc is not available (${jem.reason}): processes keep the system allocator`);
+  const serialProc = `serial loop in 1 process, ${alloc}`;
+
   const corpus = await imagenetLike(ctx.quick ? 160 : 600, ctx.log);
   if (corpus.synthetic) ctx.log('NOTE: ../shared/data/photos is absent; the corpus is SYNTHETIC (generated colour fields), not derived from photographs');
   ctx.log(describeCorpus(corpus));
@@ -266,7 +287,7 @@ export default async function image(ctx: BenchContext): Promise<void> {
     if (probe.concurrency !== plan.vipsConcurrency) throw new Error(`worker sees sharp.concurrency ${probe.concurrency}, expected ${plan.vipsConcurrency}: the setting is not process-wide`);
 
     const rounds = ctx.quick ? 3 : 5;
-    const count = ctx.quick ? 48 : 96;
+    const count = ctx.quick ? 48 : 128;
     const runners: Runner[] = [
       serial('serial, vips 1', 1),
       serial(`serial, vips ${rule1.vipsConcurrency} (rule)`, rule1.vipsConcurrency),
@@ -279,9 +300,10 @@ export default async function image(ctx: BenchContext): Promise<void> {
       ringpipeRunner('ringpipe, 1 replica', 1, cores, walls1),
       ringpipeRunner(`ringpipe, ${workers} replicas`, workers, cores, walls2),
       ringpipeRunner(`ringpipe, ${workers} replicas, processes`, workers, cores, wallsP, 'process'),
-      processPool(`${workers} processes, serial loops`, workers, children),
+      processPool(serialProc, 1, children, procEnv),
+      processPool(`${workers} processes, serial loops`, workers, children, procEnv),
     ];
-    const r = await measure(runners, corpus.files, rounds, count);
+    const r = await measure(runners, corpus.files, rounds, count, WARMUP.small);
     logRates(ctx, corpus.name, r);
     logWalls(ctx, corpus.name, walls1, walls2, wallsP);
     const notes = { corpus: describeCorpus(corpus), synthetic: corpus.synthetic, rounds, imagesPerRound: count, spec: SPEC_TEXT };
@@ -295,7 +317,8 @@ export default async function image(ctx: BenchContext): Promise<void> {
     cmp(`${corpus.name}: thread rule, serial x vips ${rule1.vipsConcurrency} vs vips 1`, `serial, vips ${rule1.vipsConcurrency} (rule)`, 'serial, vips 1', 'serial x vips 1');
     cmp(`${corpus.name}: crop resize-extract vs extract-resize (serial)`, 'serial, vips 1', 'serial extract-resize, vips 1', 'extract-resize');
     cmp(`${corpus.name}: read file + JPEG header in JS vs libvips opens the path (serial)`, 'serial, vips 1', 'serial readFile:false, vips 1', 'readFile: false');
-    reportRingpipe(ctx, corpus.name, r, cmp, cores, workers, rule);
+    cmp(`${corpus.name}: serial loop in a child process, ${alloc} vs in this process`, serialProc, 'serial, vips 1', 'serial sharp loop');
+    reportRingpipe(ctx, corpus.name, r, cmp, cores, workers, rule, serialProc, WARMUP.small);
 
     const orig = originals();
     if (!orig) {
@@ -311,15 +334,16 @@ export default async function image(ctx: BenchContext): Promise<void> {
         ringpipeRunner('ringpipe, 1 replica', 1, cores, oWalls1),
         ringpipeRunner(`ringpipe, ${workers} replicas`, workers, cores, oWalls2),
         ringpipeRunner(`ringpipe, ${workers} replicas, processes`, workers, cores, oWallsP, 'process'),
-        processPool(`${workers} processes, serial loops`, workers, children),
+        processPool(serialProc, 1, children, procEnv),
+        processPool(`${workers} processes, serial loops`, workers, children, procEnv),
       ];
-      const o = await measure(oRunners, orig.files, oRounds, orig.files.length);
+      const o = await measure(oRunners, orig.files, oRounds, orig.files.length, WARMUP.originals);
       logRates(ctx, 'originals', o);
       logWalls(ctx, 'originals', oWalls1, oWalls2, oWallsP);
       const ocmp = compare(ctx, o, { corpus: describeCorpus(orig), rounds: oRounds, spec: SPEC_TEXT });
       ocmp(`originals 1080p-5K: piscina ${workers} workers vs serial`, rule, 'serial, vips 1', 'serial sharp loop');
       ocmp('originals 1080p-5K: crop resize-extract vs extract-resize (serial)', 'serial, vips 1', 'serial extract-resize, vips 1', 'extract-resize');
-      reportRingpipe(ctx, 'originals 1080p-5K', o, ocmp, cores, workers, rule);
+      reportRingpipe(ctx, 'originals 1080p-5K', o, ocmp, cores, workers, rule, serialProc, WARMUP.originals);
     }
   } finally {
     await pool.destroy();

@@ -40,6 +40,7 @@ export const imagePreprocess: LibraryStageImplementation = {
       autoOrient: { type: 'boolean' },
       failOn: { enum: ['none', 'truncated', 'error', 'warning'] },
       limitInputPixels: { type: 'integer', minimum: 1 },
+      readFile: { enum: [true, false, 'sync', 'async'] },
     },
     additionalProperties: false,
   },

@@ -40,6 +40,7 @@ export {
 export { centerCropBox, randomResizedCropBox, planResizeExtract, type CropBox, type ResizeExtractPlan } from './crop.js';
 export { IMAGENET_MEAN, IMAGENET_STD, channelLuts, writeTensor, type Layout, type ImageDType, type Rgb, type WriteOptions } from './normalize.js';
 export { allocBatch, batchSlot, stackBatch, hwcToChw, chwToHwc, type BatchLayout, type ImageBatch } from './batch.js';
+export { findJemalloc, allocatorEnv, jemallocCandidates, type Allocator } from './allocator.js';
 export { threadPlan, threadEnv, applyThreadPlan, type ThreadPlan, type ThreadPlanOptions, type AppliedThreads } from './threads.js';
 export { ShardWriter, readManifest, readShard, ShardFormatError, SHARD_FORMAT, SHARD_VERSION, type ShardManifest, type ShardEntry, type ShardWriterOptions, type LoadedShard, type SampleBlock } from './shards.js';
 export { Rng, permutation, hashInts, mix32 } from './random.js';

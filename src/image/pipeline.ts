@@ -27,6 +27,7 @@ import { Regulator, Sink, Source, Transform } from '../segments/segment.js';
 import { outputLength, resolveSpec, type PreprocessSpec } from './decode.js';
 import { resolveOrder, type ImageSourceOptions } from './folder.js';
 import { DigestSink, ImagePreprocessor, ShardWriterSink, imageSource, type ImagePreprocessorOptions, type ShardSinkOptions } from './segments.js';
+import { segmentAllocatorEnv, type Allocator } from './allocator.js';
 import { threadEnv, threadPlan } from './threads.js';
 
 const SEGMENTS = new URL('./segments.js', import.meta.url).href;
@@ -148,6 +149,11 @@ export interface ImagePipelineOptions extends ImageSourceOptions {
   threads?: 'auto' | 'keep';
   /** Cores the replicas share. Default `os.availableParallelism()`. */
   cores?: number;
+  /**
+   * Memory allocator of the segments' processes under isolation 'process' (see `./allocator.ts`):
+   * jemalloc cuts the CPU per 500x375 JPEG by about 8 %. Default 'auto' (jemalloc when installed).
+   */
+  allocator?: Allocator;
   /** Node options of the sink (e.g. its own isolation). */
   sinkOptions?: Omit<NodeOptions, 'workers'>;
 }
@@ -173,6 +179,8 @@ export function imagePipeline(options: ImagePipelineOptions): Graph {
   const src: ImageSourceOptions = {};
   for (const k of SOURCE_KEYS) if (options[k] !== undefined) (src as Record<string, unknown>)[k] = options[k];
 
+  const allocEnv = segmentAllocatorEnv(options.allocator ?? 'auto', isolation);
+  const envOf = (extra: Record<string, string> = {}) => (isolation === 'process' ? { env: { ...extra, ...allocEnv } } : {});
   const plan = threadPlan({ replicas: workers, replicasPerProcess: isolation === 'process' ? 1 : workers, cores });
   if (isolation !== 'process' && options.threads !== 'keep' && !warnedPool) {
     const uv = Number(process.env.UV_THREADPOOL_SIZE) || 4;
@@ -192,25 +200,25 @@ export function imagePipeline(options: ImagePipelineOptions): Graph {
   const items = new Stream('items', { capacity: ringCapacity(maxBuffer + 4096, 16) });
   const images = new Stream('images', { capacity: ringCapacity(sampleBytes, 8) });
   const metas = new Stream('metas', { capacity: ringCapacity(256, 256) });
-  g.add(imageItems(src), { out: items, isolation });
+  g.add(imageItems(src), { out: items, isolation, ...envOf() });
   g.add(preprocessImages(spec, { meta, ...(options.threads ? { threads: options.threads } : {}), cores }), {
     in: items,
     out: meta ? [images, metas] : images,
     workers,
     isolation,
     onError: options.onError ?? 'fail',
-    ...(isolation === 'process' ? { env: threadEnv(plan) } : {}),
+    ...envOf(threadEnv(plan)),
   });
-  const sinkOpts: NodeOptions = { isolation, ...(options.sinkOptions ?? {}) };
+  const sinkOpts: NodeOptions = { isolation, ...envOf(), ...(options.sinkOptions ?? {}) };
   let consumerIn: Stream[] = meta ? [images, metas] : [images];
   if (batchSize !== undefined) {
     const keep = { keepPartial: options.keepPartial ?? true };
     const imageBatches = new Stream('image-batches', { capacity: ringCapacity(sampleBytes * batchSize, 3) });
-    g.add(batchNamed(batchSize, 'batch-images', keep), { in: images, out: imageBatches, isolation });
+    g.add(batchNamed(batchSize, 'batch-images', keep), { in: images, out: imageBatches, isolation, ...envOf() });
     consumerIn = [imageBatches];
     if (meta) {
       const metaBatches = new Stream('meta-batches', { capacity: ringCapacity(96 * batchSize, 16) });
-      g.add(batchNamed(batchSize, 'batch-meta', keep), { in: metas, out: metaBatches, isolation });
+      g.add(batchNamed(batchSize, 'batch-meta', keep), { in: metas, out: metaBatches, isolation, ...envOf() });
       consumerIn.push(metaBatches);
     }
   }

@@ -27,6 +27,7 @@ import sharp from 'sharp';
 import type { SegmentContext } from '../segments/segment.js';
 import type { Tensor } from '../codec/types.js';
 import { InvalidArgumentError } from '../errors.js';
+import { runningAllocator } from './allocator.js';
 import { outputShape, preprocess, resolveSpec, type PreprocessSpec } from './decode.js';
 import type { ImageItem } from './folder.js';
 import { ShardWriter, type ShardManifest, type ShardWriterOptions } from './shards.js';
@@ -71,6 +72,8 @@ export interface ImagePreprocessorReport {
   ownProcess: boolean;
   /** `UV_THREADPOOL_SIZE` of the replica's process (libuv's default, 4, when unset). */
   uvThreadpoolSize: number;
+  /** The memory allocator of the replica's process (see `imagePipeline`'s `allocator`). */
+  allocator: 'jemalloc' | 'system';
 }
 
 const WORKER_MARK = Symbol.for('ringpipe.worker');
@@ -115,7 +118,7 @@ export class ImagePreprocessor {
       }
     }
     const uv = Number(process.env.UV_THREADPOOL_SIZE);
-    this.report = { plan, vipsConcurrency: sharp.concurrency(), ownProcess, uvThreadpoolSize: Number.isInteger(uv) && uv > 0 ? uv : 4 };
+    this.report = { plan, vipsConcurrency: sharp.concurrency(), ownProcess, uvThreadpoolSize: Number.isInteger(uv) && uv > 0 ? uv : 4, allocator: runningAllocator() };
   }
 
   async run(item: ImageItem, ctx: SegmentContext): Promise<Tensor | [Tensor, SampleMeta]> {

@@ -1,0 +1,91 @@
+/**
+ * The memory allocator of preprocessing processes.
+ *
+ * Why: each image makes libvips allocate and free dozens of buffers from two threads (the libuv
+ * thread that runs sharp's pipeline and libvips' worker); glibc's malloc spends a tenth of the CPU
+ * of a 500x375 JPEG's preprocessing in its own bookkeeping (perf: `_int_malloc`,
+ * `malloc_consolidate`, `_int_free`), jemalloc much less (bench/suites/image.ts measures it). sharp
+ * recommends jemalloc on glibc Linux for the same reason.
+ *
+ * A process's allocator is fixed when it starts, through `LD_PRELOAD`, so this applies to replicas
+ * in processes (isolation 'process'). For the main process and its worker threads, start node
+ * with `LD_PRELOAD=$(ringpipe's findJemalloc())` yourself.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { InvalidArgumentError } from '../errors.js';
+
+/**
+ * - `'auto'`: jemalloc when {@link findJemalloc} finds it, else the system's;
+ * - `'jemalloc'`: jemalloc, or an error naming where it was looked for;
+ * - `'system'`: whatever the process would use anyway (LD_PRELOAD untouched).
+ */
+export type Allocator = 'auto' | 'jemalloc' | 'system';
+
+const LIB = 'libjemalloc.so.2';
+const TRIPLETS: Record<string, string> = { x64: 'x86_64-linux-gnu', arm64: 'aarch64-linux-gnu' };
+
+/** Where {@link findJemalloc} looks, in order (after `$RINGPIPE_JEMALLOC`). */
+export function jemallocCandidates(): string[] {
+  const triplet = TRIPLETS[process.arch];
+  return [...(triplet ? [`/usr/lib/${triplet}/${LIB}`] : []), `/usr/lib64/${LIB}`, `/usr/lib/${LIB}`, `/usr/local/lib/${LIB}`];
+}
+
+/**
+ * The path of jemalloc's shared library (Debian/Ubuntu: package `libjemalloc2`), or undefined.
+ * `$RINGPIPE_JEMALLOC` overrides the search: a path, or an empty string for "none".
+ */
+export function findJemalloc(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  if (process.platform !== 'linux') return undefined;
+  const forced = env.RINGPIPE_JEMALLOC;
+  if (forced !== undefined) return forced && existsSync(forced) ? forced : undefined;
+  return jemallocCandidates().find((p) => existsSync(p));
+}
+
+/**
+ * Environment entries that give a child process the allocator asked for: `{ LD_PRELOAD }` with
+ * jemalloc ahead of what `env` already preloads, or nothing.
+ * @throws InvalidArgumentError for an unknown choice, or `'jemalloc'` when it is not installed
+ */
+export function allocatorEnv(choice: Allocator, env: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  if (choice !== 'auto' && choice !== 'jemalloc' && choice !== 'system') {
+    throw new InvalidArgumentError(`allocator must be 'auto', 'jemalloc' or 'system', got ${JSON.stringify(choice)}`);
+  }
+  if (choice === 'system') return {};
+  const lib = findJemalloc(env);
+  if (!lib) {
+    if (choice === 'auto') return {};
+    const where = env.RINGPIPE_JEMALLOC !== undefined ? `RINGPIPE_JEMALLOC=${JSON.stringify(env.RINGPIPE_JEMALLOC)}` : jemallocCandidates().join(', ');
+    throw new InvalidArgumentError(`allocator 'jemalloc': ${LIB} was not found (${where}); install it (Debian/Ubuntu: apt-get install libjemalloc2) or set RINGPIPE_JEMALLOC to its path`);
+  }
+  const preload = (env.LD_PRELOAD ?? '').split(/[:\s]+/).filter(Boolean);
+  if (preload.includes(lib)) return {};
+  return { LD_PRELOAD: [lib, ...preload].join(':') };
+}
+
+/** Whether this process already runs with jemalloc preloaded. */
+export function jemallocPreloaded(env: NodeJS.ProcessEnv = process.env): boolean {
+  return (env.LD_PRELOAD ?? '').split(/[:\s]+/).some((p) => p.endsWith(LIB));
+}
+
+/**
+ * The environment for segments run with `isolation`: {@link allocatorEnv} for processes, nothing
+ * for threads (which share this process's allocator).
+ * @throws InvalidArgumentError for an unknown choice, or `'jemalloc'` that cannot apply
+ */
+export function segmentAllocatorEnv(choice: Allocator, isolation: string): Record<string, string> {
+  if (isolation === 'process') return allocatorEnv(choice);
+  allocatorEnv(choice === 'jemalloc' ? 'auto' : choice);  // validates the choice
+  if (choice === 'jemalloc' && !jemallocPreloaded()) {
+    throw new InvalidArgumentError(`allocator 'jemalloc' needs isolation 'process' (threads share this process's allocator): or start node with LD_PRELOAD=${findJemalloc() ?? LIB}`);
+  }
+  return {};
+}
+
+/** The allocator this process runs with: `'jemalloc'` when its library is mapped (Linux), else `'system'`. */
+export function runningAllocator(): 'jemalloc' | 'system' {
+  try {
+    return readFileSync('/proc/self/maps', 'utf8').includes(LIB) ? 'jemalloc' : 'system';
+  } catch {
+    return 'system';
+  }
+}

@@ -1,0 +1,42 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { allocatorEnv, findJemalloc, jemallocPreloaded, segmentAllocatorEnv } from '../src/image/allocator.js';
+import { InvalidArgumentError } from '../src/errors.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'ringpipe-alloc-'));
+const fake = join(dir, 'libjemalloc.so.2');
+writeFileSync(fake, '');
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('allocator of preprocessing processes', () => {
+  it('RINGPIPE_JEMALLOC overrides the search: a path, or empty for none', () => {
+    expect(findJemalloc({ RINGPIPE_JEMALLOC: fake })).toBe(fake);
+    expect(findJemalloc({ RINGPIPE_JEMALLOC: '' })).toBeUndefined();
+    expect(findJemalloc({ RINGPIPE_JEMALLOC: join(dir, 'missing.so') })).toBeUndefined();
+  });
+
+  it("'auto' preloads jemalloc ahead of what is already preloaded, once; nothing when it is missing", () => {
+    expect(allocatorEnv('auto', { RINGPIPE_JEMALLOC: fake })).toEqual({ LD_PRELOAD: fake });
+    expect(allocatorEnv('auto', { RINGPIPE_JEMALLOC: fake, LD_PRELOAD: '/x/libfoo.so /y/libbar.so' })).toEqual({ LD_PRELOAD: `${fake}:/x/libfoo.so:/y/libbar.so` });
+    expect(allocatorEnv('auto', { RINGPIPE_JEMALLOC: fake, LD_PRELOAD: fake })).toEqual({});
+    expect(allocatorEnv('auto', { RINGPIPE_JEMALLOC: '' })).toEqual({});
+    expect(allocatorEnv('system', { RINGPIPE_JEMALLOC: fake })).toEqual({});
+  });
+
+  it("'jemalloc' that is not installed, or an unknown choice, is an error saying what to do", () => {
+    expect(() => allocatorEnv('jemalloc', { RINGPIPE_JEMALLOC: '' })).toThrow(/libjemalloc\.so\.2 was not found \(RINGPIPE_JEMALLOC=""\); install it \(Debian\/Ubuntu: apt-get install libjemalloc2\)/);
+    expect(() => allocatorEnv('tcmalloc' as never)).toThrow(InvalidArgumentError);
+    expect(() => allocatorEnv('tcmalloc' as never)).toThrow(/allocator must be 'auto', 'jemalloc' or 'system', got "tcmalloc"/);
+  });
+
+  it("threads share this process's allocator: 'jemalloc' with threads is refused unless already preloaded", () => {
+    expect(segmentAllocatorEnv('auto', 'thread')).toEqual({});
+    expect(segmentAllocatorEnv('system', 'local')).toEqual({});
+    expect(() => segmentAllocatorEnv('bogus' as never, 'thread')).toThrow(InvalidArgumentError);
+    if (!jemallocPreloaded()) expect(() => segmentAllocatorEnv('jemalloc', 'thread')).toThrow(/needs isolation 'process'/);
+    expect(jemallocPreloaded({ LD_PRELOAD: `/a/libz.so:${fake}` })).toBe(true);
+    expect(jemallocPreloaded({})).toBe(false);
+  });
+});
