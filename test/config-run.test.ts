@@ -292,6 +292,15 @@ describe('library stages', () => {
     expect(parallel.result.stages[0]!.key).toBe(t.key);
     const again = (await dataOf(parallel.p, 'tensors')) as typeof tensors;
     expect(again.map((x, i) => Buffer.from(x.data).equals(Buffer.from(tensors[i]!.data)))).toEqual([true, true]);
+    // ... and in two processes, which get the image stage's allocator environment: the same artifact
+    const { imagePreprocess } = await import('../src/config/image-stage.js');
+    const { allocatorEnv } = await import('../src/image/allocator.js');
+    expect(imagePreprocess.processEnv!()).toEqual(allocatorEnv('auto'));
+    const procs = await run({ ...spec, tensors: { ...spec.tensors, workers: 2, isolation: 'process' } }, { project: copyImages(project) });
+    expect(procs.result.ok).toBe(true);
+    expect(procs.result.stages[0]!.key).toBe(t.key);
+    const third = (await dataOf(procs.p, 'tensors')) as typeof tensors;
+    expect(third.map((x, i) => Buffer.from(x.data).equals(Buffer.from(tensors[i]!.data)))).toEqual([true, true]);
   });
 
   it('image_preprocess: options are checked against the implementation schema', async () => {

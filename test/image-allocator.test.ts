@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { allocatorEnv, findJemalloc, jemallocPreloaded, segmentAllocatorEnv } from '../src/image/allocator.js';
+import { JEMALLOC_CONF, allocatorEnv, findJemalloc, jemallocPreloaded, segmentAllocatorEnv } from '../src/image/allocator.js';
 import { InvalidArgumentError } from '../src/errors.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ringpipe-alloc-'));
@@ -17,9 +17,9 @@ describe('allocator of preprocessing processes', () => {
     expect(findJemalloc({ RINGPIPE_JEMALLOC: join(dir, 'missing.so') })).toBeUndefined();
   });
 
-  it("'auto' preloads jemalloc ahead of what is already preloaded, once; nothing when it is missing", () => {
-    expect(allocatorEnv('auto', { RINGPIPE_JEMALLOC: fake })).toEqual({ LD_PRELOAD: fake });
-    expect(allocatorEnv('auto', { RINGPIPE_JEMALLOC: fake, LD_PRELOAD: '/x/libfoo.so /y/libbar.so' })).toEqual({ LD_PRELOAD: `${fake}:/x/libfoo.so:/y/libbar.so` });
+  it("'auto' preloads jemalloc ahead of what is already preloaded, once, with page purging off unless MALLOC_CONF is set; nothing when it is missing", () => {
+    expect(allocatorEnv('auto', { RINGPIPE_JEMALLOC: fake })).toEqual({ LD_PRELOAD: fake, MALLOC_CONF: JEMALLOC_CONF });
+    expect(allocatorEnv('auto', { RINGPIPE_JEMALLOC: fake, LD_PRELOAD: '/x/libfoo.so /y/libbar.so', MALLOC_CONF: 'narenas:2' })).toEqual({ LD_PRELOAD: `${fake}:/x/libfoo.so:/y/libbar.so` });
     expect(allocatorEnv('auto', { RINGPIPE_JEMALLOC: fake, LD_PRELOAD: fake })).toEqual({});
     expect(allocatorEnv('auto', { RINGPIPE_JEMALLOC: '' })).toEqual({});
     expect(allocatorEnv('system', { RINGPIPE_JEMALLOC: fake })).toEqual({});

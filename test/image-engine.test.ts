@@ -71,7 +71,7 @@ const digestOf = (r: { results: Record<string, unknown[]> }) => r.results.digest
 describe('image pipeline on the engine (worker threads)', () => {
   it("onError 'skip': every bad file is reported with its path and reason; the rest arrive in order, shaped, as preprocess makes them", async () => {
     expect(items).toHaveLength(20);
-    const r = await imagePipeline({ dir, shuffle: true, seed: 5, spec: SPEC, workers: 2, onError: 'skip', sink: digestSink() }).run({ handleSigint: false });
+    const r = await imagePipeline({ dir, shuffle: true, seed: 5, spec: SPEC, workers: 2, isolation: 'thread', onError: 'skip', sink: digestSink() }).run({ handleSigint: false });
     const order = selectItems(items, { shuffle: true, seed: 5 });
     const d = digestOf(r);
     expect(d.samples).toEqual(await expected(order, SPEC));
@@ -94,7 +94,7 @@ describe('image pipeline on the engine (worker threads)', () => {
   });
 
   it("onError 'fail' rejects with the bad file's path in the message", async () => {
-    const err = await imagePipeline({ dir, spec: SPEC, workers: 2, sink: digestSink() }).run({ handleSigint: false }).catch((e: unknown) => e);
+    const err = await imagePipeline({ dir, spec: SPEC, workers: 2, isolation: 'thread', sink: digestSink() }).run({ handleSigint: false }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(SegmentError);
     const e = err as SegmentError;
     expect(e.code).toBe('ERR_SEGMENT_FAILED');
@@ -127,7 +127,7 @@ describe('image pipeline on the engine (worker threads)', () => {
     ['NCHW uint8', { layout: 'chw', dtype: 'uint8' }, [4, 3, 16, 16], [2, 3, 16, 16]],
   ])('batches %s through the engine, labels alongside', async (_name, extra, full, last) => {
     const spec: PreprocessSpec = { ...SPEC, ...extra, ...(extra.dtype === 'uint8' ? { mean: undefined, std: undefined } : {}) };
-    const r = await imagePipeline({ dir, spec, workers: 2, batchSize: 4, onError: 'skip', sink: digestSink() }).run({ handleSigint: false });
+    const r = await imagePipeline({ dir, spec, workers: 2, batchSize: 4, isolation: 'thread', onError: 'skip', sink: digestSink() }).run({ handleSigint: false });
     const d = digestOf(r);
     expect(d.records).toEqual([full, full, full, full, last].map((shape) => ({ shape, dtype: extra.dtype ?? 'float32' })));
     expect(d.samples).toEqual(await expected(items, spec));
@@ -138,7 +138,7 @@ describe('image pipeline on the engine (worker threads)', () => {
     const before = sharp.concurrency();
     try {
       for (const workers of [1, 2]) {
-        const r = await imagePipeline({ dir, spec: SPEC, workers, cores: 4, meta: false, onError: 'skip', sink: digestSink() }).run({ handleSigint: false });
+        const r = await imagePipeline({ dir, spec: SPEC, workers, cores: 4, meta: false, isolation: 'thread', onError: 'skip', sink: digestSink() }).run({ handleSigint: false });
         const reports = r.results.preprocess as ImagePreprocessorReport[];
         const plan = threadPlan({ cores: 4, replicas: workers });
         expect(reports).toHaveLength(workers);
@@ -168,6 +168,16 @@ describe('image pipeline on the engine (processes)', () => {
     const reports = r.results.preprocess as ImagePreprocessorReport[];
     const plan = threadPlan({ cores, replicas: 2, replicasPerProcess: 1 });
     for (const rep of reports) expect(rep).toMatchObject({ ownProcess: true, vipsConcurrency: plan.vipsConcurrency, uvThreadpoolSize: plan.uvThreadpoolSize });
+  });
+
+  it('by default the preprocessing replicas are processes, the rest threads; preprocessIsolation overrides', async () => {
+    const reportsOf = async (o: { preprocessIsolation?: 'thread' }) => {
+      const r = await imagePipeline({ dir, spec: SPEC, workers: 2, batchSize: 6, onError: 'skip', sink: digestSink(), ...o }).run({ handleSigint: false });
+      expect(digestOf(r).samples).toEqual(await expected(items, SPEC));
+      return (r.results.preprocess as ImagePreprocessorReport[]).map((x) => x.ownProcess);
+    };
+    expect(await reportsOf({})).toEqual([true, true]);
+    expect(await reportsOf({ preprocessIsolation: 'thread' })).toEqual([false, false]);
   });
 
   it("preprocessing processes run under jemalloc by default (installed here when possible), the system's allocator on request", async () => {

@@ -40,7 +40,7 @@ export interface PreprocessFolderOptions {
   batchSize?: number;
   /** Preprocessing replicas. Default: the number of cores. */
   workers?: number;
-  /** Where segments run. Default 'thread'. */
+  /** Where the preprocessing replicas run (the rest runs in threads). Default 'process'. */
   isolation?: Isolation;
   labels?: LabelSource;
   shuffle?: boolean;
@@ -84,7 +84,7 @@ export async function preprocessFolder(o: PreprocessFolderOptions): Promise<Prep
     spec: o.spec,
     workers: o.workers ?? availableParallelism(),
     batchSize: o.batchSize ?? 32,
-    isolation: o.isolation ?? 'thread',
+    preprocessIsolation: o.isolation ?? 'process',
     onError: o.onError ?? 'skip',
     sink: writeShards({
       dir: o.output,
@@ -155,7 +155,7 @@ const USAGE = `usage: npm run example -- image-preprocess [--data DIR] [--out DI
   --layout L          hwc | chw (default hwc -> NHWC shards)
   --dtype T           float32 | uint8 (default float32; float32 is ImageNet-normalised)
   --workers N         preprocessing replicas (default: number of cores)
-  --isolation I       thread | process (default thread)
+  --isolation I       process | thread: where the replicas run (default process)
   --batch N           samples per batch between the batcher and the shard writer (default 32)
   --shard-size N      samples per shard file (default 256)
   --labels L          folder | none | <labels.csv|labels.json> (default: folder if DIR has sub-folders, else none)
@@ -182,7 +182,7 @@ export async function cli(argv: string[]): Promise<number> {
       layout: { type: 'string', default: 'hwc' },
       dtype: { type: 'string', default: 'float32' },
       workers: { type: 'string' },
-      isolation: { type: 'string', default: 'thread' },
+      isolation: { type: 'string', default: 'process' },
       batch: { type: 'string', default: '32' },
       'shard-size': { type: 'string', default: '256' },
       labels: { type: 'string' },

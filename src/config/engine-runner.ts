@@ -10,6 +10,7 @@ import { StageError } from './errors.js';
 import { ReplayableInput } from './feeds.js';
 import type { InputFeed, SkippedCall, StageInvocation, StageOutcome, StageRunner } from './runner.js';
 import type { Isolation } from './types.js';
+import { loadLibraryStage } from './library.js';
 
 /** Most replicas the engine runs for one segment. */
 export const ENGINE_MAX_WORKERS = 64;
@@ -92,6 +93,7 @@ export class EngineRunner implements StageRunner {
       workers: this.capacity(inv.workers),
       isolation: inv.isolation,
       onError: inv.onError,
+      ...(inv.isolation === 'process' ? await libraryProcessEnv(inv.library) : {}),
     });
     graph.add(new engine.seg.Sink(write, { name: `${name}:write` }), { isolation: 'local', in: outStream });
 
@@ -140,6 +142,13 @@ function engineFailure(inv: StageInvocation, err: unknown, errors: typeof import
   if (err instanceof errors.SegmentCrashError) return new StageError('ERR_STAGE_FAILED', inv.stage, inv.branch, err.message.replace(`segment '${inv.stage}'`, 'a replica'), { cause: err });
   const msg = err instanceof RingpipeError ? `${err.code}: ${err.message}` : err instanceof Error ? err.message : String(err);
   return new StageError('ERR_STAGE_FAILED', inv.stage, inv.branch, msg, { cause: err });
+}
+
+/** `{ env }` that a library stage asks for its replica processes (see LibraryStageImplementation.processEnv). */
+async function libraryProcessEnv(type: string | undefined): Promise<{ env?: Record<string, string> }> {
+  if (!type) return {};
+  const found = await loadLibraryStage(type);
+  return found.ok && found.impl.processEnv ? { env: found.impl.processEnv() } : {};
 }
 
 /** Whether a stage runs on the engine: it asks for thread / process isolation, or for replicas (unless `local`). */

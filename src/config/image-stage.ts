@@ -9,6 +9,7 @@
 // so they are the same in every run and with any number of workers.
 import { preprocess, preprocessItem, type ImageItem, type PreprocessSpec } from '../image/index.js';
 import { InvalidArgumentError } from '../errors.js';
+import { allocatorEnv } from '../image/allocator.js';
 import type { LibraryStageImplementation } from './library.js';
 import type { StageContext } from './runner.js';
 
@@ -18,6 +19,8 @@ const pair = { type: 'array', items: { type: 'number' }, minItems: 2, maxItems: 
 /** `image_preprocess`: decode + crop + resize + flip + normalise (see src/image `PreprocessSpec`). */
 export const imagePreprocess: LibraryStageImplementation = {
   inputs: 1,
+  // jemalloc in replica processes, as imagePipeline's (src/image/allocator.ts).
+  processEnv: () => allocatorEnv('auto'),
   optionsSchema: {
     type: 'object',
     properties: {

@@ -24,6 +24,8 @@ export interface LibraryStageImplementation {
    * `"isolation": "process"`), run when the pipeline is validated; each problem names its field.
    */
   check?(def: Readonly<Record<string, unknown>>): LibraryIssue[];
+  /** Environment of the stage's replicas when they run as processes (e.g. a preloaded allocator). */
+  processEnv?(): Record<string, string>;
 }
 
 /** A problem {@link LibraryStageImplementation.check} found. */

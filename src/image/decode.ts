@@ -85,8 +85,9 @@ export interface PreprocessSpec {
   /**
    * For file inputs, how the bytes reach sharp:
    * - `'sync'`: read on the calling thread, then sharp is given the bytes (a JPEG's size and
-   *   orientation are parsed in JS). Cheapest: 6 % less CPU per 500x375 JPEG than `'async'`, whose
-   *   open, stat, read and close each cross to libuv's pool and back (bench/suites/image.ts). It
+   *   orientation are parsed in JS). Cheapest: 6-9 % less CPU per 500x375 JPEG than `'async'`,
+   *   whose open, stat, read and close each cross to libuv's pool and back (paired whole-process
+   *   runs of the serial loop of bench/suites/image.ts). It
    *   blocks the event loop for the read: microseconds for a cached file of tens of KiB, so fine
    *   in a pipeline's replicas; choose `'async'` where an event loop serves other work.
    * - `'async'` (or `true`): the same, read with fs/promises.

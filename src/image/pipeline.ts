@@ -141,8 +141,14 @@ export interface ImagePipelineOptions extends ImageSourceOptions {
   keepPartial?: boolean;
   /** Carry labels (`SampleMeta`) beside the tensors. Default true. */
   meta?: boolean;
-  /** Isolation of every segment. Default 'thread'. */
+  /** Isolation of the source, the batchers and the sink (see also `sinkOptions`). Default 'thread'. */
   isolation?: Isolation;
+  /**
+   * Isolation of the preprocessing replicas. Default: `isolation` when it is given, else
+   * 'process': each replica then has its own libvips, libuv pool and allocator, which gave 1.4x
+   * the images/s of replicas in threads on 500x375 JPEGs (bench/suites/image.ts).
+   */
+  preprocessIsolation?: Isolation;
   /** What a bad image does: 'fail' (default) stops the run naming the file; 'skip' drops it, see {@link skippedImages}. */
   onError?: NodeOptions['onError'];
   /** libvips thread sizing in the preprocessing replicas. Default 'auto' (the rule of `threadPlan`). */
@@ -172,6 +178,7 @@ export function imagePipeline(options: ImagePipelineOptions): Graph {
   const cores = options.cores ?? availableParallelism();
   const workers = options.workers ?? cores;
   const isolation = options.isolation ?? 'thread';
+  const preIsolation = options.preprocessIsolation ?? options.isolation ?? 'process';
   const meta = options.meta !== false;
   const batchSize = options.batchSize;
   if (batchSize !== undefined && (!Number.isInteger(batchSize) || batchSize < 1)) throw new InvalidArgumentError(`imagePipeline: batchSize must be a positive integer, got ${batchSize}`);
@@ -179,16 +186,17 @@ export function imagePipeline(options: ImagePipelineOptions): Graph {
   const src: ImageSourceOptions = {};
   for (const k of SOURCE_KEYS) if (options[k] !== undefined) (src as Record<string, unknown>)[k] = options[k];
 
-  const allocEnv = segmentAllocatorEnv(options.allocator ?? 'auto', isolation);
-  const envOf = (extra: Record<string, string> = {}) => (isolation === 'process' ? { env: { ...extra, ...allocEnv } } : {});
-  const plan = threadPlan({ replicas: workers, replicasPerProcess: isolation === 'process' ? 1 : workers, cores });
-  if (isolation !== 'process' && options.threads !== 'keep' && !warnedPool) {
+  const anyProcess = isolation === 'process' || preIsolation === 'process';
+  const allocEnv = segmentAllocatorEnv(options.allocator ?? 'auto', anyProcess ? 'process' : isolation);
+  const envOf = (iso: Isolation, extra: Record<string, string> = {}) => (iso === 'process' ? { env: { ...extra, ...allocEnv } } : {});
+  const plan = threadPlan({ replicas: workers, replicasPerProcess: preIsolation === 'process' ? 1 : workers, cores });
+  if (preIsolation !== 'process' && options.threads !== 'keep' && !warnedPool) {
     const uv = Number(process.env.UV_THREADPOOL_SIZE) || 4;
     if (uv < plan.uvThreadpoolSize) {
       warnedPool = true;
       process.emitWarning(
         `imagePipeline: ${workers} preprocessing replicas in one process want a libuv pool of ${plan.uvThreadpoolSize} threads, it has ${uv}: ` +
-          `start node with UV_THREADPOOL_SIZE=${plan.uvThreadpoolSize}, or use isolation 'process'`,
+          `start node with UV_THREADPOOL_SIZE=${plan.uvThreadpoolSize}, or use preprocessIsolation 'process'`,
         { code: 'RINGPIPE_UV_POOL' },
       );
     }
@@ -200,25 +208,26 @@ export function imagePipeline(options: ImagePipelineOptions): Graph {
   const items = new Stream('items', { capacity: ringCapacity(maxBuffer + 4096, 16) });
   const images = new Stream('images', { capacity: ringCapacity(sampleBytes, 8) });
   const metas = new Stream('metas', { capacity: ringCapacity(256, 256) });
-  g.add(imageItems(src), { out: items, isolation, ...envOf() });
+  g.add(imageItems(src), { out: items, isolation, ...envOf(isolation) });
   g.add(preprocessImages(spec, { meta, ...(options.threads ? { threads: options.threads } : {}), cores }), {
     in: items,
     out: meta ? [images, metas] : images,
     workers,
-    isolation,
+    isolation: preIsolation,
     onError: options.onError ?? 'fail',
-    ...envOf(threadEnv(plan)),
+    ...envOf(preIsolation, threadEnv(plan)),
   });
-  const sinkOpts: NodeOptions = { isolation, ...envOf(), ...(options.sinkOptions ?? {}) };
+  const sinkIsolation = options.sinkOptions?.isolation ?? isolation;
+  const sinkOpts: NodeOptions = { isolation, ...envOf(sinkIsolation), ...(options.sinkOptions ?? {}) };
   let consumerIn: Stream[] = meta ? [images, metas] : [images];
   if (batchSize !== undefined) {
     const keep = { keepPartial: options.keepPartial ?? true };
     const imageBatches = new Stream('image-batches', { capacity: ringCapacity(sampleBytes * batchSize, 3) });
-    g.add(batchNamed(batchSize, 'batch-images', keep), { in: images, out: imageBatches, isolation, ...envOf() });
+    g.add(batchNamed(batchSize, 'batch-images', keep), { in: images, out: imageBatches, isolation, ...envOf(isolation) });
     consumerIn = [imageBatches];
     if (meta) {
       const metaBatches = new Stream('meta-batches', { capacity: ringCapacity(96 * batchSize, 16) });
-      g.add(batchNamed(batchSize, 'batch-meta', keep), { in: metas, out: metaBatches, isolation, ...envOf() });
+      g.add(batchNamed(batchSize, 'batch-meta', keep), { in: metas, out: metaBatches, isolation, ...envOf(isolation) });
       consumerIn.push(metaBatches);
     }
   }

@@ -6,8 +6,8 @@
  * - {@link imageSource} (re-exported from `./folder.ts`): the dataset source; its options are
  *   plain data (`dir` or `inputs`, labels, shuffle/seed/epoch(s)/shard, limit).
  * - {@link ImagePreprocessor}: decode + crop + resize + flip + normalise, written straight into the
- *   output tensor claimed with `ctx.tensor()` in the next stage's input ring (no copy after sharp's
- *   own output buffer). Its `setup` sizes libvips' threads by the rule in `./threads.ts`.
+ *   output tensor claimed with `ctx.tensor()` in the next stage's input ring, in one native pass over
+ *   sharp's output buffer. Its `setup` sizes libvips' threads by the rule in `./threads.ts`.
  * - {@link ShardWriterSink}: batches (and their labels) into shard files, from the ring's memory.
  * - {@link DigestSink}: a SHA-256 per sample (and the records' shapes), to check that runs are
  *   reproducible, e.g. that two runs with the same seed give byte-identical tensors.
