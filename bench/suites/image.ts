@@ -9,9 +9,10 @@
 // ringpipe end to end: `imagePipeline` = image source (`imageSource` over the round's files) ->
 // `preprocess` (ImagePreprocessor, 1 or 2 replicas in worker threads or processes, libvips threads
 // by the rule, each tensor decoded straight into the ring) -> a counting sink. One run per round;
-// the round's images follow `warm` warm-up images, and the sink times from the arrival of the
-// last warm-up image to the last image (records arrive in order, so every replica is running by
-// then): worker start-up and module loading are left out, as the peers' (pool start, warm-up) are.
+// the round's images follow `warm` warm-up images and precede TAIL more, and the sink times from
+// the arrival of the last warm-up image to that of the last timed one (records arrive in order, so
+// every replica is running by then, and still is at the end): worker start-up and module loading
+// are left out, as the peers' (pool start, warm-up) are.
 // The wall time of each run, start-up included, is logged too.
 //
 // Allocator: ringpipe's processes preload jemalloc when it is installed (src/image/allocator.ts);
@@ -22,6 +23,7 @@
 // { index: warm + k, epoch: start } in every runner (ringpipe's source numbers its inputs
 // 0..warm + count - 1, the warm-up images first).
 import type { ChildProcess } from 'node:child_process';
+import { statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
@@ -45,6 +47,12 @@ const SPEC: PreprocessSpec = { size: 224, crop: 'random', flip: true, mean: IMAG
  */
 const WARMUP = { small: 48, originals: 18 };
 const key = (start: number, k: number, warm: number) => ({ index: warm + k, epoch: start });
+/**
+ * Images after the timed ones in each ringpipe run: the clock stops at the last timed image while
+ * the replicas are still busy, as it started (images finished ahead of the sink, waiting in the
+ * rings, are then as many at both ends of the span, and none is counted without its work).
+ */
+const TAIL = 6;
 /** `start` of the warm-up run of every runner in `measure`. */
 const WARM_START = 1_000_000;
 const SEGMENTS = new URL('./image.segments.ts', import.meta.url).href;
@@ -87,10 +95,12 @@ function piscinaRunner(name: string, concurrency: number, pool: Piscina, spec: P
 }
 
 /**
- * `n` child processes, each running the serial loop over its share of the round (image k goes to
- * child k mod n, sent in one message): nothing shared but the cores, results left in the children
- * (no hand-off, no order). What separate processes get on this machine; `env` gives them the
- * allocator ringpipe's processes get, so that the two compare like for like.
+ * `n` child processes, each running the serial loop over its share of the round, sent in one
+ * message: the shares are balanced by file size (largest first, to the least loaded child), so the
+ * two finish together even on the originals, whose sizes vary 10-fold. Nothing shared but the
+ * cores, no message per image, results left in the children (no hand-off, no order): what separate
+ * processes get on this machine at best. `env` gives them the allocator ringpipe's processes get,
+ * so that the two compare like for like.
  */
 function processPool(name: string, n: number, children: ChildProcess[], env: Record<string, string>): Runner {
   const mine: ChildProcess[] = [];
@@ -103,18 +113,27 @@ function processPool(name: string, n: number, children: ChildProcess[], env: Rec
         children.push(...mine);
         await Promise.all(mine.map((c) => firstMessage(c)));
       }
+      const shares = mine.map(() => ({ bytes: 0, tasks: [] as { file: string; index: number; epoch: number }[] }));
+      const ks = Array.from({ length: count }, (_, k) => k).sort((a, b) => sizeOf(files[(start + b) % files.length]!) - sizeOf(files[(start + a) % files.length]!));
+      for (const k of ks) {
+        const file = files[(start + k) % files.length]!;
+        const share = shares.reduce((x, y) => (y.bytes < x.bytes ? y : x));
+        share.bytes += sizeOf(file);
+        share.tasks.push({ file, ...key(start, k, warm) });
+      }
       await Promise.all(
         mine.map((c, i) => {
-          const tasks = [];
-          for (let k = i; k < count; k += n) tasks.push({ file: files[(start + k) % files.length]!, ...key(start, k, warm) });
           const done = firstMessage(c);
-          c.send({ spec: SPEC, tasks });
+          c.send({ spec: SPEC, tasks: shares[i]!.tasks });
           return done;
         }),
       );
     },
   };
 }
+
+const sizes = new Map<string, number>();
+const sizeOf = (file: string) => sizes.get(file) ?? (sizes.set(file, statSync(file).size), sizes.get(file)!);
 
 /**
  * ringpipe end to end with `workers` preprocessing replicas: one pipeline run per round (see the
@@ -127,7 +146,7 @@ function ringpipeRunner(name: string, workers: number, cores: number, walls: num
     concurrency: threadPlan({ cores, replicas: workers }).vipsConcurrency,
     async run(files, start, count, warm) {
       const n = files.length;
-      const inputs = Array.from({ length: warm + count }, (_, j) => files[(((start - warm + j) % n) + n) % n]);
+      const inputs = Array.from({ length: warm + count + TAIL }, (_, j) => files[(((start - warm + j) % n) + n) % n]);
       const t0 = performance.now();
       const r = await imagePipeline({
         inputs,
@@ -142,11 +161,11 @@ function ringpipeRunner(name: string, workers: number, cores: number, walls: num
         // module/export given: without them ringpipe would look for TimedCount by importing this
         // module's imports, harness.ts among them, which is still evaluating (its top-level await
         // is what runs this suite): that import never settles and node exits with code 13.
-        sink: new Sink(TimedCount, { options: { warmup: warm, length: 224 * 224 * 3 }, module: SEGMENTS, export: 'TimedCount' }),
+        sink: new Sink(TimedCount, { options: { warmup: warm, timed: count, length: 224 * 224 * 3 }, module: SEGMENTS, export: 'TimedCount' }),
       }).run({ handleSigint: false });
       if (start !== WARM_START) walls.push(count / ((performance.now() - t0) / 1000));
       const c = r.results.TimedCount![0] as { count: number; timed: number; seconds: number };
-      if (c.count !== warm + count || c.timed !== count) throw new Error(`ringpipe runner: the sink got ${c.count} images of ${warm + count}`);
+      if (c.count !== warm + count + TAIL || c.timed !== count) throw new Error(`ringpipe runner: the sink got ${c.count} images of ${warm + count + TAIL}`);
       return c.timed / c.seconds;
     },
   };
@@ -324,7 +343,9 @@ export default async function image(ctx: BenchContext): Promise<void> {
         processPool(serialProc, 1, children, procEnv),
         processPool(`${workers} processes, serial loops`, workers, children, procEnv),
       ];
-      const o = await measure(oRunners, orig.files, oRounds, orig.files.length, WARMUP.originals);
+      // Two passes per round: the ordered hand-off's lead at the two ends of a short span varies with the
+      // images' sizes (10-fold here), and a longer span dilutes it.
+      const o = await measure(oRunners, orig.files, oRounds, 2 * orig.files.length, WARMUP.originals);
       logRates(ctx, 'originals', o);
       logWalls(ctx, 'originals', oWalls1, oWalls2, oWallsP);
       const ocmp = compare(ctx, o, { corpus: describeCorpus(orig), rounds: oRounds, spec: SPEC_TEXT });
