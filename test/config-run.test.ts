@@ -4,6 +4,8 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { JsonPipeline } from '../src/config/pipeline.js';
 import type { RunEvent, JsonRunResult } from '../src/config/executor.js';
+import type { Isolation } from '../src/config/types.js';
+import type { StageInvocation } from '../src/config/runner.js';
 import { LIBRARY_STAGE_TYPES } from '../src/config/library.js';
 import { calls, cleanupProjects, makeProject } from './fixtures/config/helpers.js';
 
@@ -286,21 +288,33 @@ describe('library stages', () => {
     ]);
     expect(Array.from(tensors[0]!.data.subarray(0, 3))).toEqual([255, 0, 0]);
     expect(Array.from(tensors[1]!.data.subarray(0, 3))).toEqual([0, 0, 255]);
-    // the same stage with two replicas in worker threads: the same artifact
-    const parallel = await run({ ...spec, tensors: { ...spec.tensors, workers: 2 } }, { project: copyImages(project) });
-    expect(parallel.result.ok).toBe(true);
-    expect(parallel.result.stages[0]!.key).toBe(t.key);
-    const again = (await dataOf(parallel.p, 'tensors')) as typeof tensors;
-    expect(again.map((x, i) => Buffer.from(x.data).equals(Buffer.from(tensors[i]!.data)))).toEqual([true, true]);
-    // ... and in two processes, which get the image stage's allocator environment: the same artifact
+    // the same stage with two replicas in worker threads, and in processes (the default for this
+    // stage type's replicas, with its allocator environment): the same artifact
+    const { EngineRunner } = await import('../src/config/engine-runner.js');
+    const { InProcessRunner } = await import('../src/config/runner.js');
     const { imagePreprocess } = await import('../src/config/image-stage.js');
     const { allocatorEnv } = await import('../src/image/allocator.js');
     expect(imagePreprocess.processEnv!()).toEqual(allocatorEnv('auto'));
-    const procs = await run({ ...spec, tensors: { ...spec.tensors, workers: 2, isolation: 'process' } }, { project: copyImages(project) });
-    expect(procs.result.ok).toBe(true);
-    expect(procs.result.stages[0]!.key).toBe(t.key);
-    const third = (await dataOf(procs.p, 'tensors')) as typeof tensors;
-    expect(third.map((x, i) => Buffer.from(x.data).equals(Buffer.from(tensors[i]!.data)))).toEqual([true, true]);
+    for (const isolation of ['thread', undefined] as const) {
+      // Every stage goes through this runner: the image stage to the engine, noting where it ran.
+      const seen: string[] = [];
+      const engine = new EngineRunner();
+      const local = new InProcessRunner();
+      const runner = {
+        name: 'spy',
+        capacity: (w: number, i: Isolation) => engine.capacity(w, i),
+        run: (inv: StageInvocation) => (inv.stage === 'tensors' ? (seen.push(inv.isolation), engine.run(inv)) : local.run(inv)),
+      };
+      const copy = copyImages(project);
+      copy.write({ ...spec, tensors: { ...spec.tensors, workers: 2, ...(isolation ? { isolation } : {}) } });
+      const p2 = await JsonPipeline.load(copy.file);
+      const r2 = await p2.run({ runner });
+      expect(r2.ok).toBe(true);
+      expect(seen).toEqual([isolation ?? 'process']);
+      expect(r2.stages[0]!.key).toBe(t.key);
+      const again = (await dataOf(p2, 'tensors')) as typeof tensors;
+      expect(again.map((x, i) => Buffer.from(x.data).equals(Buffer.from(tensors[i]!.data)))).toEqual([true, true]);
+    }
   });
 
   it('image_preprocess: options are checked against the implementation schema', async () => {

@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import type { ArtifactRecord } from '../cache/records.js';
 import { FsArtifactStore, processAlive, tempPrefix, type ArtifactManifest, type ArtifactStore, type ArtifactWriter } from '../cache/store.js';
 import { ConfigError, StageError } from './errors.js';
-import { libraryOptions, loadLibraryStage } from './library.js';
+import { LIBRARY_STAGE_TYPES, libraryOptions, loadLibraryStage } from './library.js';
 import { importModule } from './modules.js';
 import { isStage, type Plan, type PlanNode } from './plan.js';
 import { EngineRunner, wantsEngine } from './engine-runner.js';
@@ -146,7 +146,9 @@ export async function executePlan(plan: Plan, options: ExecuteOptions = {}): Pro
   const inProcess = new InProcessRunner();
   const engineRunner = new EngineRunner();
   const workersOf = (n: PlanNode) => Number(n.item.def.workers ?? 1);
-  const isolationOf = (n: PlanNode) => n.item.def.isolation as Isolation | undefined;
+  const isolationOf = (n: PlanNode): Isolation | undefined =>
+    (n.item.def.isolation as Isolation | undefined) ??
+    (n.item.kind === 'library' && workersOf(n) > 1 ? LIBRARY_STAGE_TYPES[n.item.type]?.replicaIsolation : undefined);
   // A stage no input streams into is one call: replicas cannot share it, so it runs where its
   // isolation says (in this process by default).
   const runnerFor = (n: PlanNode, streaming = true): StageRunner =>

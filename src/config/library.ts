@@ -58,11 +58,19 @@ export interface LibraryStageType {
   modules?: Readonly<Record<string, readonly string[]>>;
   /** Options that do not change what the stage computes (left out of its cache key), like `workers`. */
   operational?: readonly string[];
+  /** Where its replicas run when the item asks for `workers` > 1 and names no `isolation`. Default 'thread'. */
+  replicaIsolation?: 'thread' | 'process';
 }
 
 /** The stage types ringpipe's library provides. */
 export const LIBRARY_STAGE_TYPES: Readonly<Record<string, LibraryStageType>> = {
-  image_preprocess: { module: './image-stage.js', export: 'imagePreprocess', description: 'image decoding and preprocessing (src/image)' },
+  image_preprocess: {
+    module: './image-stage.js',
+    export: 'imagePreprocess',
+    description: 'image decoding and preprocessing (src/image)',
+    // As imagePipeline's: replicas in threads share one libvips and its locks (bench/RESULTS.md).
+    replicaIsolation: 'process',
+  },
   trainer: {
     module: './trainer-stage.js',
     export: 'trainer',
