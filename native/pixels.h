@@ -51,7 +51,8 @@ inline void write_rgb_float(const uint8_t* src, uint32_t width, uint32_t height,
 
 inline void write_rgb_bytes(const uint8_t* src, uint32_t width, uint32_t height, uint8_t* out, bool chw, bool flip) {
   if (!chw && !flip) {
-    std::memcpy(out, src, size_t(width) * height * 3);
+    const size_t n = size_t(width) * height * 3;
+    if (n) std::memmove(out, src, n);  // the caller's views may overlap
     return;
   }
   write_rgb(src, width, height, out, chw, flip, [](int, uint8_t v) { return v; });

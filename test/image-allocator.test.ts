@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -7,7 +7,10 @@ import { InvalidArgumentError } from '../src/errors.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ringpipe-alloc-'));
 const fake = join(dir, 'libjemalloc.so.2');
-writeFileSync(fake, '');
+writeFileSync(fake, Buffer.from([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1]));  // an ELF header's start
+const notElf = join(dir, 'text', 'libjemalloc.so.2');
+mkdirSync(join(dir, 'text'));
+writeFileSync(notElf, 'not a library');
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('allocator of preprocessing processes', () => {
@@ -15,6 +18,16 @@ describe('allocator of preprocessing processes', () => {
     expect(findJemalloc({ RINGPIPE_JEMALLOC: fake })).toBe(fake);
     expect(findJemalloc({ RINGPIPE_JEMALLOC: '' })).toBeUndefined();
     expect(findJemalloc({ RINGPIPE_JEMALLOC: join(dir, 'missing.so') })).toBeUndefined();
+    // ld.so would skip a file that is not a shared object, with a warning: so is it here
+    expect(findJemalloc({ RINGPIPE_JEMALLOC: notElf })).toBeUndefined();
+  });
+
+  it('an allocator the user already preloads stands: nothing is added, and asking for jemalloc over it is an error', () => {
+    expect(allocatorEnv('auto', { RINGPIPE_JEMALLOC: fake, LD_PRELOAD: '/usr/lib/libtcmalloc_minimal.so.4' })).toEqual({});
+    expect(allocatorEnv('auto', { RINGPIPE_JEMALLOC: fake, LD_PRELOAD: '/opt/lib/libmimalloc.so' })).toEqual({});
+    expect(allocatorEnv('jemalloc', { RINGPIPE_JEMALLOC: fake, LD_PRELOAD: '/opt/jemalloc/lib/libjemalloc.so.2' })).toEqual({});
+    expect(() => allocatorEnv('jemalloc', { RINGPIPE_JEMALLOC: fake, LD_PRELOAD: '/usr/lib/libtcmalloc.so.4' })).toThrow(/already preloads another allocator \(\/usr\/lib\/libtcmalloc\.so\.4\)/);
+    expect(jemallocPreloaded({ LD_PRELOAD: '/opt/jemalloc/lib/libjemalloc.so' })).toBe(true);
   });
 
   it("'auto' preloads jemalloc ahead of what is already preloaded, once, with page purging off unless MALLOC_CONF is set; nothing when it is missing", () => {

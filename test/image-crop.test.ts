@@ -211,3 +211,31 @@ describe('writeTensor on a larger image', () => {
     }
   });
 });
+
+describe('writeTensor argument checks', () => {
+  it('rejects negative, fractional and overflowing sizes before touching memory (TS and native)', async () => {
+    const { native } = await import('../src/native.js');
+    const src = new Uint8Array(50_000);
+    const out = new Uint8Array(50_000);
+    for (const [w, h] of [[-113510, 1431693603], [2.5, 4], [NaN, 3], [3, -1]]) {
+      expect(() => writeTensor(src, w!, h!, out, { layout: 'hwc', flip: true }), `${w} x ${h}`).toThrow(RangeError);
+      expect(() => native.writeRgbTensor(src, w!, h!, out, false, true), `native ${w} x ${h}`).toThrow(RangeError);
+    }
+    expect(() => native.writeRgbTensor(src, 65536, 65536, out, false, false)).toThrow(/needs|overflows/);
+    expect(() => native.writeRgbTensor(src, 100, 200, out, false, false)).toThrow(/src holds 50000 elements, needs 60000/);
+    writeTensor(src, 0, 7, out, { layout: 'hwc', flip: false });  // nothing to write
+  });
+
+  it('loose tables are read afresh at every call', () => {
+    const src = new Uint8Array([0, 0, 0]);
+    const out = new Float32Array(3);
+    const l0 = new Float32Array(256).fill(1);
+    writeTensor(src, 1, 1, out, { layout: 'hwc', flip: false, luts: [l0, new Float32Array(256).fill(2), new Float32Array(256).fill(3)] });
+    expect(Array.from(out)).toEqual([1, 2, 3]);
+    writeTensor(src, 1, 1, out, { layout: 'hwc', flip: false, luts: [l0, new Float32Array(256).fill(0.5), new Float32Array(256).fill(0.25)] });
+    expect(Array.from(out)).toEqual([1, 0.5, 0.25]);
+    l0[0] = 7;
+    writeTensor(src, 1, 1, out, { layout: 'hwc', flip: false, luts: [l0, new Float32Array(256), new Float32Array(256)] });
+    expect(out[0]).toBe(7);
+  });
+});

@@ -146,13 +146,15 @@ export async function executePlan(plan: Plan, options: ExecuteOptions = {}): Pro
   const inProcess = new InProcessRunner();
   const engineRunner = new EngineRunner();
   const workersOf = (n: PlanNode) => Number(n.item.def.workers ?? 1);
-  const isolationOf = (n: PlanNode): Isolation | undefined =>
+  // A library type may run its replicas elsewhere by default (image_preprocess: processes); a
+  // stage no input streams into has no replicas.
+  const isolationOf = (n: PlanNode, streaming = true): Isolation | undefined =>
     (n.item.def.isolation as Isolation | undefined) ??
-    (n.item.kind === 'library' && workersOf(n) > 1 ? LIBRARY_STAGE_TYPES[n.item.type]?.replicaIsolation : undefined);
+    (streaming && n.item.kind === 'library' && workersOf(n) > 1 ? LIBRARY_STAGE_TYPES[n.item.type]?.replicaIsolation : undefined);
   // A stage no input streams into is one call: replicas cannot share it, so it runs where its
   // isolation says (in this process by default).
   const runnerFor = (n: PlanNode, streaming = true): StageRunner =>
-    options.runner ?? (wantsEngine(streaming ? workersOf(n) : 1, isolationOf(n)) ? engineRunner : inProcess);
+    options.runner ?? (wantsEngine(streaming ? workersOf(n) : 1, isolationOf(n, streaming)) ? engineRunner : inProcess);
   const emit = options.onEvent ?? (() => undefined);
   const controller = new AbortController();
   const onAbort = () => controller.abort(options.signal?.reason);
@@ -289,7 +291,7 @@ export async function executePlan(plan: Plan, options: ExecuteOptions = {}): Pro
         inputs,
         options: fn.options,
         workers: streaming ? workersOf(node) : 1,
-        isolation: isolationOf(node) ?? 'thread',
+        isolation: isolationOf(node, streaming) ?? 'thread',
         onError: node.item.def.on_error === 'skip' ? 'skip' : 'fail',
         signal,
         emit: async (record: ArtifactRecord) => {

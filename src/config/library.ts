@@ -68,6 +68,7 @@ export const LIBRARY_STAGE_TYPES: Readonly<Record<string, LibraryStageType>> = {
     module: './image-stage.js',
     export: 'imagePreprocess',
     description: 'image decoding and preprocessing (src/image)',
+    operational: ['readFile'],  // how the bytes are read, not what comes out
     // As imagePipeline's: replicas in threads share one libvips and its locks (bench/RESULTS.md).
     replicaIsolation: 'process',
   },

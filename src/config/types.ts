@@ -78,7 +78,7 @@ export interface StageCommon {
   inputs?: InputSpec[];
   /** Replicas running the function (1 to 64; default 1), in worker threads or processes; records keep their order. */
   workers?: number;
-  /** Where the function runs: `thread`, `process` or `local` (this process). Default: `local`, or `thread` when `workers` > 1. */
+  /** Where the function runs: `thread`, `process` or `local` (this process). Default: `local`, or `thread` when `workers` > 1 (`process` for an `image_preprocess` stage an input streams into). */
   isolation?: Isolation;
   /** Keep outputs in the cache (default true). */
   cache?: boolean;

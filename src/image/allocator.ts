@@ -16,7 +16,7 @@
  * in processes (isolation 'process'). For the main process and its worker threads, start node
  * with `LD_PRELOAD=$(ringpipe's findJemalloc())` yourself.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import { InvalidArgumentError } from '../errors.js';
 
 /**
@@ -42,9 +42,27 @@ export function jemallocCandidates(): string[] {
 export function findJemalloc(env: NodeJS.ProcessEnv = process.env): string | undefined {
   if (process.platform !== 'linux') return undefined;
   const forced = env.RINGPIPE_JEMALLOC;
-  if (forced !== undefined) return forced && existsSync(forced) ? forced : undefined;
-  return jemallocCandidates().find((p) => existsSync(p));
+  if (forced !== undefined) return forced && isElf(forced) ? forced : undefined;
+  return jemallocCandidates().find(isElf);
 }
+
+/** A file the dynamic loader could preload: the ELF magic, at least (ld.so skips anything else with a warning). */
+function isElf(path: string): boolean {
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, 'r');
+    const head = Buffer.alloc(4);
+    return readSync(fd, head, 0, 4, 0) === 4 && head.equals(ELF_MAGIC);
+  } catch {
+    return false;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+const ELF_MAGIC = Buffer.from([0x7f, 0x45, 0x4c, 0x46]);
+
+/** Allocators that replace malloc when preloaded: with one already there, ringpipe adds none. */
+const ALLOCATOR_LIBS = /(^|\/)lib(jemalloc|tcmalloc[\w-]*|mimalloc|snmalloc[\w-]*|hoard)\.so/;
 
 /** jemalloc's settings for preprocessing processes (see the top of this file). */
 export const JEMALLOC_CONF = 'dirty_decay_ms:-1,muzzy_decay_ms:-1';
@@ -52,7 +70,8 @@ export const JEMALLOC_CONF = 'dirty_decay_ms:-1,muzzy_decay_ms:-1';
 /**
  * Environment entries that give a child process the allocator asked for: `{ LD_PRELOAD,
  * MALLOC_CONF }` with jemalloc ahead of what `env` already preloads (and `MALLOC_CONF` only when
- * `env` has none), or nothing.
+ * `env` has none), or nothing, also when `env` already preloads an allocator (jemalloc, tcmalloc,
+ * mimalloc, ...): the user's choice stands.
  * @throws InvalidArgumentError for an unknown choice, or `'jemalloc'` when it is not installed
  */
 export function allocatorEnv(choice: Allocator, env: NodeJS.ProcessEnv = process.env): Record<string, string> {
@@ -67,13 +86,17 @@ export function allocatorEnv(choice: Allocator, env: NodeJS.ProcessEnv = process
     throw new InvalidArgumentError(`allocator 'jemalloc': ${LIB} was not found (${where}); install it (Debian/Ubuntu: apt-get install libjemalloc2) or set RINGPIPE_JEMALLOC to its path`);
   }
   const preload = (env.LD_PRELOAD ?? '').split(/[:\s]+/).filter(Boolean);
-  if (preload.includes(lib)) return {};
+  const other = preload.find((p) => ALLOCATOR_LIBS.test(p));
+  if (other) {
+    if (choice === 'jemalloc' && !other.endsWith(LIB)) throw new InvalidArgumentError(`allocator 'jemalloc': LD_PRELOAD already preloads another allocator (${other})`);
+    return {};  // the user's choice of allocator stands
+  }
   return { LD_PRELOAD: [lib, ...preload].join(':'), ...(env.MALLOC_CONF === undefined ? { MALLOC_CONF: JEMALLOC_CONF } : {}) };
 }
 
 /** Whether this process already runs with jemalloc preloaded. */
 export function jemallocPreloaded(env: NodeJS.ProcessEnv = process.env): boolean {
-  return (env.LD_PRELOAD ?? '').split(/[:\s]+/).some((p) => p.endsWith(LIB));
+  return (env.LD_PRELOAD ?? '').split(/[:\s]+/).some((p) => p.endsWith(LIB) || /(^|\/)libjemalloc\.so/.test(p));
 }
 
 /**

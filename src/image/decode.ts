@@ -87,16 +87,17 @@ export interface PreprocessSpec {
    * - `'sync'`: read on the calling thread, then sharp is given the bytes (a JPEG's size and
    *   orientation are parsed in JS). Cheapest: 6-9 % less CPU per 500x375 JPEG than `'async'`,
    *   whose open, stat, read and close each cross to libuv's pool and back (paired whole-process
-   *   runs of the serial loop of bench/suites/image.ts). It
-   *   blocks the event loop for the read: microseconds for a cached file of tens of KiB, so fine
-   *   in a pipeline's replicas; choose `'async'` where an event loop serves other work.
-   * - `'async'` (or `true`): the same, read with fs/promises.
+   *   runs of the serial loop of bench/suites/image.ts). It blocks the event loop for the read:
+   *   microseconds for a cached file of tens of KiB, which is why the pipeline's replicas
+   *   (`ImagePreprocessor`) read this way by default.
+   * - `'async'` (or `true`): the same, read with fs/promises. The default of `preprocess()`,
+   *   whose caller's event loop may serve other work.
    * - `false`: libvips opens the file itself, twice (header, then pixels): 7-11 % more CPU per
    *   500x375 JPEG, but very large files are not held in memory.
    *
    * Either way the path is opened non-blocking and anything but a regular file (a FIFO, a device)
    * is rejected, so it cannot block a thread. Files over 256 MiB are always left to libvips.
-   * Default `'sync'`.
+   * Default `'async'` (`'sync'` in `ImagePreprocessor`).
    */
   readFile?: boolean | 'sync' | 'async';
 }
@@ -200,7 +201,7 @@ export function resolveSpec(spec: PreprocessSpec = {}): ResolvedSpec {
   if (!FAIL_ON.has(failOn)) throw bad(`failOn must be one of ${[...FAIL_ON].join(', ')}`, failOn);
   const limitInputPixels = spec.limitInputPixels ?? 0x3fff * 0x3fff;
   if (!posInt(limitInputPixels)) throw bad('limitInputPixels must be a positive integer', limitInputPixels);
-  const rf = spec.readFile ?? 'sync';
+  const rf = spec.readFile ?? 'async';
   if (rf !== true && rf !== false && rf !== 'sync' && rf !== 'async') throw bad(`readFile must be 'sync', 'async', true or false`, rf);
   const readFile = rf === true ? 'async' : rf;
   return {
@@ -237,7 +238,7 @@ function lutsFor(mean: Rgb, std: Rgb) {
 
 type Input = string | Uint8Array;
 
-/** Files larger than this are left for libvips to stream from disk even when `readFile` is true. */
+/** Files larger than this are left for libvips to stream from disk whatever `readFile` says. */
 const READ_WHOLE_LIMIT = 256 * 1024 * 1024;
 
 /**
@@ -255,15 +256,17 @@ function readSyncChecked(path: string): string | Buffer {
     const st = fstatSync(fd);
     if (!st.isFile()) throw new Error('not a regular file');
     if (st.size > READ_WHOLE_LIMIT) return path;
-    // One read for the known size; a file that grew meanwhile is read to its end.
+    // Read to end of file (a read of 0 bytes), not to the size stat gave: network file systems
+    // may return short reads, and the file may have grown meanwhile.
     const chunks: Buffer[] = [];
     let total = 0;
     for (let want = st.size || 65536; ; want = 65536) {
       const b = Buffer.allocUnsafe(want);
       const n = readSync(fd, b, 0, want, total);
-      if (n > 0) chunks.push(n === want ? b : b.subarray(0, n));
+      if (n === 0) break;
+      chunks.push(n === want ? b : b.subarray(0, n));
       total += n;
-      if (n < want) break;
+      if (total > READ_WHOLE_LIMIT) return path;
     }
     return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total);
   } finally {

@@ -36,22 +36,17 @@ export interface WriteOptions {
   luts?: readonly [Float32Array, Float32Array, Float32Array];
 }
 
-const packedLuts = new WeakMap<Float32Array, Float32Array>();
-
-/** The three tables as one 768-float array: a view when they already are (channelLuts'), else a cached copy. */
+/** The three tables as one 768-float array: a view when they already are (channelLuts'), else a copy. */
 function packed(luts: readonly [Float32Array, Float32Array, Float32Array]): Float32Array {
   const [l0, l1, l2] = luts;
   if (l0.length < 256 || l1.length < 256 || l2.length < 256) throw new RangeError('writeTensor: each lookup table needs 256 entries');
   const contiguous = l0.buffer === l1.buffer && l1.buffer === l2.buffer && l1.byteOffset === l0.byteOffset + 1024 && l2.byteOffset === l1.byteOffset + 1024;
   if (contiguous) return new Float32Array(l0.buffer, l0.byteOffset, 768);
-  let p = packedLuts.get(l0);
-  if (!p || p[256] !== l1[0] || p[512] !== l2[0]) {
-    p = new Float32Array(768);
-    p.set(l0.subarray(0, 256), 0);
-    p.set(l1.subarray(0, 256), 256);
-    p.set(l2.subarray(0, 256), 512);
-    packedLuts.set(l0, p);
-  }
+  // Copied every call (768 floats, nothing next to an image): tables can change between calls.
+  const p = new Float32Array(768);
+  p.set(l0.subarray(0, 256), 0);
+  p.set(l1.subarray(0, 256), 256);
+  p.set(l2.subarray(0, 256), 512);
   return p;
 }
 
@@ -61,6 +56,9 @@ function packed(luts: readonly [Float32Array, Float32Array, Float32Array]): Floa
  * (native/pixels.h): the same loop in JS cost a tenth of a 500x375 JPEG's decode.
  */
 export function writeTensor(src: Uint8Array, width: number, height: number, out: Float32Array | Uint8Array, opts: WriteOptions): void {
+  if (!Number.isInteger(width) || !Number.isInteger(height) || width < 0 || height < 0 || width * height * 3 > 2 ** 32) {
+    throw new RangeError(`writeTensor: width and height must be non-negative integers (at most 2^32 elements), got ${width} x ${height}`);
+  }
   const n = width * height;
   if (src.length < n * 3 || out.length < n * 3) throw new RangeError(`writeTensor: need ${n * 3} elements, got src ${src.length}, out ${out.length}`);
   if (out instanceof Float32Array) {

@@ -186,9 +186,11 @@ export function imagePipeline(options: ImagePipelineOptions): Graph {
   const src: ImageSourceOptions = {};
   for (const k of SOURCE_KEYS) if (options[k] !== undefined) (src as Record<string, unknown>)[k] = options[k];
 
-  const anyProcess = isolation === 'process' || preIsolation === 'process';
+  const sinkIsolation = options.sinkOptions?.isolation ?? isolation;
+  const anyProcess = isolation === 'process' || preIsolation === 'process' || sinkIsolation === 'process';
   const allocEnv = segmentAllocatorEnv(options.allocator ?? 'auto', anyProcess ? 'process' : isolation);
-  const envOf = (iso: Isolation, extra: Record<string, string> = {}) => (iso === 'process' ? { env: { ...extra, ...allocEnv } } : {});
+  const envOf = (iso: Isolation, extra: Record<string, string> = {}, user: Record<string, string> = {}) =>
+    iso === 'process' ? { env: { ...extra, ...allocEnv, ...user } } : Object.keys(user).length ? { env: user } : {};
   const plan = threadPlan({ replicas: workers, replicasPerProcess: preIsolation === 'process' ? 1 : workers, cores });
   if (preIsolation !== 'process' && options.threads !== 'keep' && !warnedPool) {
     const uv = Number(process.env.UV_THREADPOOL_SIZE) || 4;
@@ -217,8 +219,8 @@ export function imagePipeline(options: ImagePipelineOptions): Graph {
     onError: options.onError ?? 'fail',
     ...envOf(preIsolation, threadEnv(plan)),
   });
-  const sinkIsolation = options.sinkOptions?.isolation ?? isolation;
-  const sinkOpts: NodeOptions = { isolation, ...envOf(sinkIsolation), ...(options.sinkOptions ?? {}) };
+  // The sink's own env (sinkOptions.env) goes over ringpipe's, not instead of it.
+  const sinkOpts: NodeOptions = { isolation, ...(options.sinkOptions ?? {}), ...envOf(sinkIsolation, {}, options.sinkOptions?.env ?? {}) };
   let consumerIn: Stream[] = meta ? [images, metas] : [images];
   if (batchSize !== undefined) {
     const keep = { keepPartial: options.keepPartial ?? true };

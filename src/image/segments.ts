@@ -102,7 +102,8 @@ export class ImagePreprocessor {
   setup(options: ImagePreprocessorOptions, ctx: SegmentContext): void {
     if (!options || typeof options !== 'object' || !options.spec) throw new InvalidArgumentError('ImagePreprocessor: options.spec is required');
     const r = resolveSpec(options.spec);
-    this.spec = options.spec;
+    // A replica's thread does nothing else while an image is read: read on it (see `readFile`).
+    this.spec = options.spec.readFile === undefined ? { ...options.spec, readFile: 'sync' } : options.spec;
     this.shape = outputShape(r);
     this.dtype = r.dtype;
     this.meta = options.meta !== false;
