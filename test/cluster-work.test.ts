@@ -24,10 +24,10 @@ afterAll(async () => {
 }, 60_000);
 
 const agentArgs = (project: string, extra: string[] = []) => ['--nats', server.url, '--project', project, '--slots', '1', '--ack-wait', '3', '--heartbeat', '1', '--idle-exit', '60', ...extra];
-const waitFor = async (what: string, cond: () => boolean | Promise<boolean>, ms = 60_000) => {
+const waitFor = async (what: string, cond: () => boolean | Promise<boolean>, ms = 60_000, detail?: () => string) => {
   const deadline = Date.now() + ms;
   while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${detail ? `; ${detail()}` : ''}`);
     await new Promise((r) => setTimeout(r, 50));
   }
 };
@@ -152,7 +152,7 @@ describe('work queue and agents', () => {
     const project = 'status';
     const agent = spawnAgent('agent-s', agentArgs(project, ['--slots', '2', '--idle-exit', '30', '--grace', '0']));
     const job = await submitJob({ servers: server.url, project }, [{ run: `${work}#trial`, payload: { x: 7, epochs: 20, ms: 200 }, label: 'long' }], { name: 's' });
-    await waitFor('the item to run', async () => (await job.states()).get(job.items[0]!.id) === 'running');
+    await waitFor('the item to run', async () => (await job.states()).get(job.items[0]!.id) === 'running', 60_000, () => `agent output: ${agent.output() || '(none)'}`);
     const r = await runClusterCli(['cluster', 'status', '--nats', server.url, '--project', project, '--json']);
     expect(r.code).toBe(0);
     const s = JSON.parse(r.stdout);
