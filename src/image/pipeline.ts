@@ -157,7 +157,7 @@ export interface ImagePipelineOptions extends ImageSourceOptions {
   cores?: number;
   /**
    * Memory allocator of the segments' processes under isolation 'process' (see `./allocator.ts`):
-   * jemalloc cuts the CPU per 500x375 JPEG by about 8 %. Default 'auto' (jemalloc when installed).
+   * jemalloc cuts the CPU per 500x375 JPEG by about a tenth. Default 'auto' (jemalloc when installed).
    */
   allocator?: Allocator;
   /** Node options of the sink (e.g. its own isolation). */
