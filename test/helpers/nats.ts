@@ -28,16 +28,27 @@ export function ensureServer(): string {
 }
 
 /** A free TCP port on 127.0.0.1 (bound once and released; nats-server cannot use port 0 for routes). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.unref();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
+export async function freePort(): Promise<number> {
+  return (await freePorts(1))[0]!;
+}
+
+/** `n` distinct free ports: all are held at once while they are picked (one at a time, the OS may hand out the same port twice). */
+export async function freePorts(n: number): Promise<number[]> {
+  const servers = Array.from({ length: n }, () => createServer());
+  try {
+    return await Promise.all(
+      servers.map(
+        (s) =>
+          new Promise<number>((resolve, reject) => {
+            s.unref();
+            s.once('error', reject);
+            s.listen(0, '127.0.0.1', () => resolve((s.address() as { port: number }).port));
+          }),
+      ),
+    );
+  } finally {
+    await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  }
 }
 
 export interface ServerOptions {
@@ -202,28 +213,28 @@ export async function startCluster(size = 3, opts: Omit<ServerOptions, 'name'> =
   ensureServer();
   installExitHook();
   const clusterName = `rp-${process.pid}-${Math.random().toString(36).slice(2, 6)}`;
-  const clientPorts: number[] = [];
-  const routePorts: number[] = [];
-  for (let i = 0; i < size; i++) {
-    clientPorts.push(await freePort());
-    routePorts.push(await freePort());
+  // Ports picked here may be taken by another test's server before ours bind them: retry a few times.
+  for (let attempt = 0; ; attempt++) {
+    const ports = await freePorts(2 * size);
+    const clientPorts = ports.slice(0, size);
+    const routePorts = ports.slice(size);
+    const servers: Internal[] = [];
+    for (let i = 0; i < size; i++) {
+      const dir = mkdtempSync(join(tmpdir(), 'ringpipe-nats-'));
+      dirs.add(dir);
+      const name = `${clusterName}-n${i + 1}`;
+      const config = configText({ name, port: clientPorts[i]!, dir, opts, cluster: { name: clusterName, port: routePorts[i]!, routes: routePorts.filter((_, j) => j !== i) } });
+      servers.push(makeServer(name, clientPorts[i]!, dir, config, opts));
+    }
+    try {
+      await Promise.all(servers.map((s) => s.start()));
+      for (const s of servers) await waitForJetStream(s.url, opts.auth, 45_000, opts.tls);
+      return servers;
+    } catch (err) {
+      await Promise.all(servers.map((s) => s.kill()));
+      if (attempt >= 2 || !servers.some((s) => /address already in use/i.test(s.log()))) throw err;
+    }
   }
-  const servers: Internal[] = [];
-  for (let i = 0; i < size; i++) {
-    const dir = mkdtempSync(join(tmpdir(), 'ringpipe-nats-'));
-    dirs.add(dir);
-    const name = `${clusterName}-n${i + 1}`;
-    const config = configText({ name, port: clientPorts[i]!, dir, opts, cluster: { name: clusterName, port: routePorts[i]!, routes: routePorts.filter((_, j) => j !== i) } });
-    servers.push(makeServer(name, clientPorts[i]!, dir, config, opts));
-  }
-  try {
-    await Promise.all(servers.map((s) => s.start()));
-    for (const s of servers) await waitForJetStream(s.url, opts.auth, 45_000, opts.tls);
-  } catch (err) {
-    await Promise.all(servers.map((s) => s.kill()));
-    throw err;
-  }
-  return servers;
 }
 
 /** Waits until JetStream answers an account-info request through `url` (a clustered meta leader is elected). */
