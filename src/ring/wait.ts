@@ -125,8 +125,10 @@ export async function park(mem: RingMemory, spec: ParkSpec, options: WaitOptions
         const r = Atomics.waitAsync(mem.i32, seqIdx, seq, ms);
         if (r.async) {
           // A pending waitAsync does not keep Node's event loop alive: without this timer a
-          // worker with nothing else to do would exit in the middle of the wait.
-          const keepAlive = setTimeout(noop, ms + 50);
+          // worker with nothing else to do would exit in the middle of the wait. Its margin is
+          // wide (it is cleared as soon as the wait ends): V8 delivers the wait's end through
+          // Node's platform tasks, which a loaded machine can run late.
+          const keepAlive = setTimeout(noop, ms + 1000);
           await r.value;
           clearTimeout(keepAlive);
         }
