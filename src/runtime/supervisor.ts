@@ -414,8 +414,10 @@ function start(
   };
   if (iso === 'thread') {
     const tsx = pathToFileURL(join(tsxDir(), 'dist/esm/api/index.mjs')).href;
+    // The timer holds the worker's event loop open while tsx loads the entry: nothing else does
+    // until the entry listens on parentPort, and a worker whose loop empties exits with code 0.
     const code = needTsx
-      ? `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(pathToFileURL(entryFile).href)}); })`
+      ? `const t = setInterval(() => {}, 1000); import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(pathToFileURL(entryFile).href)}); }).finally(() => clearInterval(t))`
       : undefined;
     const worker = code
       ? new Worker(code, { eval: true, workerData: { plan: r.plan }, execArgv: [], env: r.node.options.env ? { ...process.env, ...r.node.options.env } : undefined })
