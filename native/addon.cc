@@ -1,5 +1,6 @@
 // The ringpipe addon: regions as SharedArrayBuffers, futex wait/wake, C++ ends of a ring for
-// tests, and the pixel copy after sharp (pixels.cc). The per-record protocol runs in JS (src/ring/) over the same memory; see ring.h.
+// tests, and the pixel copy after sharp (pixels.cc). The per-record protocol runs in JS
+// (src/ring/) over the same memory; see ring.h.
 #include <napi.h>
 #include <node.h>
 #include <v8.h>

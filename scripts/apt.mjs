@@ -21,10 +21,11 @@ function run(cmd, args, timeoutMs) {
 /**
  * Why packages cannot be installed here (no apt-get, not root), or undefined when they can.
  */
+const aptGet = () => ['/usr/bin/apt-get', '/bin/apt-get'].find(executable);
+
 export function aptUnavailable() {
   const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
-  const apt = ['/usr/bin/apt-get', '/bin/apt-get'].find(executable);
-  if (!apt) return 'no apt-get on this machine';
+  if (!aptGet()) return 'no apt-get on this machine';
   if (!isRoot) return 'not running as root';
   return undefined;
 }
@@ -36,7 +37,7 @@ export function aptUnavailable() {
 export function aptInstall(pkg, log = (m) => process.stderr.write(`${m}\n`)) {
   const why = aptUnavailable();
   if (why) return { ok: false, output: why };
-  const apt = ['/usr/bin/apt-get', '/bin/apt-get'].find(executable);
+  const apt = aptGet();
   log(`installing ${pkg} with apt-get (Debian package ${pkg})`);
   let r = run(apt, ['install', '-y', '-q', pkg], 600_000);
   if (!r.ok) {

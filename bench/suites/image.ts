@@ -3,8 +3,9 @@
 //
 // Every runner does exactly the same work through src/image's `preprocess` (same spec, same
 // per-sample keys, so the same crops): a serial loop, a piscina pool of 2 workers, the serial loop
-// in 1 and in 2 child processes, and ringpipe end to end. Runners are measured in interleaved rounds and the best and median rounds are kept,
-// because this machine is shared and its load varies from second to second.
+// in 1 and in 2 child processes, and ringpipe end to end. Runners are measured in interleaved
+// rounds and the best and median rounds are kept, because this machine is shared and its load
+// varies from second to second.
 //
 // ringpipe end to end: `imagePipeline` = image source (`imageSource` over the round's files) ->
 // `preprocess` (ImagePreprocessor, 1 or 2 replicas in worker threads or processes, libvips threads
@@ -21,7 +22,7 @@
 //
 // Sample keys: the k-th image of the round starting at `start` is files[(start + k) % n] with key
 // { index: warm + k, epoch: start } in every runner (ringpipe's source numbers its inputs
-// 0..warm + count - 1, the warm-up images first).
+// 0..warm + count + TAIL - 1, the warm-up images first).
 import type { ChildProcess } from 'node:child_process';
 import { statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';

@@ -27,6 +27,8 @@ import { InvalidArgumentError } from '../errors.js';
 export type Allocator = 'auto' | 'jemalloc' | 'system';
 
 const LIB = 'libjemalloc.so.2';
+/** jemalloc at any path and soname version (what LD_PRELOAD or /proc/self/maps may show). */
+const JEMALLOC_FILE = /(^|\/)libjemalloc\.so/;
 const TRIPLETS: Record<string, string> = { x64: 'x86_64-linux-gnu', arm64: 'aarch64-linux-gnu' };
 
 /** Where {@link findJemalloc} looks, in order (after `$RINGPIPE_JEMALLOC`). */
@@ -64,6 +66,12 @@ const ELF_MAGIC = Buffer.from([0x7f, 0x45, 0x4c, 0x46]);
 /** Allocators that replace malloc when preloaded: with one already there, ringpipe adds none. */
 const ALLOCATOR_LIBS = /(^|\/)lib(jemalloc|tcmalloc[\w-]*|mimalloc|snmalloc[\w-]*|hoard)\.so/;
 
+function checkChoice(choice: Allocator): void {
+  if (choice !== 'auto' && choice !== 'jemalloc' && choice !== 'system') {
+    throw new InvalidArgumentError(`allocator must be 'auto', 'jemalloc' or 'system', got ${JSON.stringify(choice)}`);
+  }
+}
+
 /** jemalloc's settings for preprocessing processes (see the top of this file). */
 export const JEMALLOC_CONF = 'dirty_decay_ms:-1,muzzy_decay_ms:-1';
 
@@ -75,9 +83,7 @@ export const JEMALLOC_CONF = 'dirty_decay_ms:-1,muzzy_decay_ms:-1';
  * @throws InvalidArgumentError for an unknown choice, or `'jemalloc'` when it is not installed
  */
 export function allocatorEnv(choice: Allocator, env: NodeJS.ProcessEnv = process.env): Record<string, string> {
-  if (choice !== 'auto' && choice !== 'jemalloc' && choice !== 'system') {
-    throw new InvalidArgumentError(`allocator must be 'auto', 'jemalloc' or 'system', got ${JSON.stringify(choice)}`);
-  }
+  checkChoice(choice);
   if (choice === 'system') return {};
   const lib = findJemalloc(env);
   if (!lib) {
@@ -88,7 +94,7 @@ export function allocatorEnv(choice: Allocator, env: NodeJS.ProcessEnv = process
   const preload = (env.LD_PRELOAD ?? '').split(/[:\s]+/).filter(Boolean);
   const other = preload.find((p) => ALLOCATOR_LIBS.test(p));
   if (other) {
-    if (choice === 'jemalloc' && !other.endsWith(LIB)) throw new InvalidArgumentError(`allocator 'jemalloc': LD_PRELOAD already preloads another allocator (${other})`);
+    if (choice === 'jemalloc' && !JEMALLOC_FILE.test(other)) throw new InvalidArgumentError(`allocator 'jemalloc': LD_PRELOAD already preloads another allocator (${other})`);
     return {};  // the user's choice of allocator stands
   }
   return { LD_PRELOAD: [lib, ...preload].join(':'), ...(env.MALLOC_CONF === undefined ? { MALLOC_CONF: JEMALLOC_CONF } : {}) };
@@ -96,7 +102,7 @@ export function allocatorEnv(choice: Allocator, env: NodeJS.ProcessEnv = process
 
 /** Whether this process already runs with jemalloc preloaded. */
 export function jemallocPreloaded(env: NodeJS.ProcessEnv = process.env): boolean {
-  return (env.LD_PRELOAD ?? '').split(/[:\s]+/).some((p) => p.endsWith(LIB) || /(^|\/)libjemalloc\.so/.test(p));
+  return (env.LD_PRELOAD ?? '').split(/[:\s]+/).some((p) => JEMALLOC_FILE.test(p));
 }
 
 /**
@@ -106,7 +112,7 @@ export function jemallocPreloaded(env: NodeJS.ProcessEnv = process.env): boolean
  */
 export function segmentAllocatorEnv(choice: Allocator, isolation: string): Record<string, string> {
   if (isolation === 'process') return allocatorEnv(choice);
-  allocatorEnv(choice === 'jemalloc' ? 'auto' : choice);  // validates the choice
+  checkChoice(choice);
   if (choice === 'jemalloc' && !jemallocPreloaded()) {
     throw new InvalidArgumentError(`allocator 'jemalloc' needs isolation 'process' (threads share this process's allocator): or start node with LD_PRELOAD=${findJemalloc() ?? LIB}`);
   }
@@ -116,7 +122,7 @@ export function segmentAllocatorEnv(choice: Allocator, isolation: string): Recor
 /** The allocator this process runs with: `'jemalloc'` when its library is mapped (Linux), else `'system'`. */
 export function runningAllocator(): 'jemalloc' | 'system' {
   try {
-    return readFileSync('/proc/self/maps', 'utf8').includes(LIB) ? 'jemalloc' : 'system';
+    return JEMALLOC_FILE.test(readFileSync('/proc/self/maps', 'utf8')) ? 'jemalloc' : 'system';
   } catch {
     return 'system';
   }
