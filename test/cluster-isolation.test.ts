@@ -48,7 +48,8 @@ describe('items that do not stop', () => {
     const ignoring = join(dir, 'ignore.marker'), spinning = join(dir, 'spin.marker');
     const agent = spawnAgent('agent-t', agentArgs(project, ['--idle-exit', '3']));
     const specs: WorkSpec[] = [
-      { run: `${work}#ignore`, payload: { marker: ignoring }, label: 'ignores-signal', timeout: 1 },
+      // 4 s: its own child process must have started (and written) before the kill, on a loaded machine too.
+      { run: `${work}#ignore`, payload: { marker: ignoring }, label: 'ignores-signal', timeout: 4 },
       { run: `${work}#spin`, payload: { marker: spinning }, label: 'spins', timeout: 1 },
       { run: `${work}#quick`, payload: { x: 7 }, label: 'next' },
     ];
@@ -56,8 +57,8 @@ describe('items that do not stop', () => {
     for (const [i, r] of results.slice(0, 2).entries()) {
       expect(r.status).toBe('failed');
       expect(r.error?.code).toBe('ERR_WORK_TIMEOUT');
-      expect(r.error?.message).toContain(`item ${specs[i]!.label} ran longer than its timeout of 1 s on agent agent-t`);
-      expect(r.seconds).toBeLessThan(10);
+      expect(r.error?.message).toContain(`item ${specs[i]!.label} ran longer than its timeout of ${specs[i]!.timeout} s on agent agent-t`);
+      expect(r.seconds).toBeLessThan(12);
     }
     // Both ran (their markers grew, the child process's too) and nothing of them runs now.
     expect(readMarker(ignoring)).toMatch(/c/);

@@ -16,11 +16,11 @@ export function spin(p: { marker: string }): never {
 }
 
 /**
- * Ignores its signal: starts a child process that appends to `marker` every 100 ms, appends to it
+ * Ignores its signal: starts a child process that appends to `marker` at once and every 100 ms, appends to it
  * itself every 100 ms, and awaits a promise that never settles.
  */
 export async function ignore(p: { marker: string }, ctx: WorkContext): Promise<never> {
-  const code = `setInterval(() => require('node:fs').appendFileSync(${JSON.stringify(p.marker)}, 'c'), 100)`;
+  const code = `const f = () => require('node:fs').appendFileSync(${JSON.stringify(p.marker)}, 'c'); f(); setInterval(f, 100)`;
   spawn(process.execPath, ['-e', code], { stdio: 'ignore', env: ctx.env });
   setInterval(() => appendFileSync(p.marker, 'i'), 100);
   ctx.signal.addEventListener('abort', () => ctx.log('aborted, and not stopping'));
