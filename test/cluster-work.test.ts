@@ -151,7 +151,8 @@ describe('work queue and agents', () => {
   it('cluster status shows live agents with capacity and running work', async () => {
     const project = 'status';
     const agent = spawnAgent('agent-s', agentArgs(project, ['--slots', '2', '--idle-exit', '30', '--grace', '0']));
-    const job = await submitJob({ servers: server.url, project }, [{ run: `${work}#trial`, payload: { x: 7, epochs: 20, ms: 200 }, label: 'long' }], { name: 's' });
+    // 30 s: still running after two CLI runs on a loaded machine; SIGINT ends it long before.
+    const job = await submitJob({ servers: server.url, project }, [{ run: `${work}#trial`, payload: { x: 7, epochs: 150, ms: 200 }, label: 'long' }], { name: 's' });
     await waitFor('the item to run', async () => (await job.states()).get(job.items[0]!.id) === 'running', 60_000, () => `agent output: ${agent.output() || '(none)'}`);
     const r = await runClusterCli(['cluster', 'status', '--nats', server.url, '--project', project, '--json']);
     expect(r.code).toBe(0);
