@@ -170,6 +170,15 @@ describe('image pipeline on the engine (processes)', () => {
     for (const rep of reports) expect(rep).toMatchObject({ ownProcess: true, vipsConcurrency: plan.vipsConcurrency, uvThreadpoolSize: plan.uvThreadpoolSize });
   });
 
+  it('threads: a number sets libvips threads per image in each replica process; nonsense is refused before the run', async () => {
+    const r = await imagePipeline({ dir, spec: SPEC, workers: 2, threads: 3, onError: 'skip', sink: digestSink() }).run({ handleSigint: false });
+    expect(digestOf(r).samples).toEqual(await expected(items, SPEC));
+    for (const rep of r.results.preprocess as ImagePreprocessorReport[]) expect(rep).toMatchObject({ ownProcess: true, vipsConcurrency: 3, plan: { vipsConcurrency: 3 } });
+    for (const bad of [0, 1.5, 'all']) {
+      expect(() => imagePipeline({ dir, spec: SPEC, threads: bad as number, sink: digestSink() })).toThrow(/preprocessImages: threads must be 'auto', 'keep' or a positive integer, got/);
+    }
+  });
+
   it('by default the preprocessing replicas are processes, the rest threads; preprocessIsolation overrides', async () => {
     const reportsOf = async (o: { preprocessIsolation?: 'thread' }) => {
       const r = await imagePipeline({ dir, spec: SPEC, workers: 2, batchSize: 6, onError: 'skip', sink: digestSink(), ...o }).run({ handleSigint: false });

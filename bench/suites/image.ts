@@ -142,10 +142,10 @@ const sizeOf = (file: string) => sizes.get(file) ?? (sizes.set(file, statSync(fi
  * top of this file). `concurrency` is what the replicas' setup applies by the rule (a process-wide
  * libvips setting, which they share with this thread).
  */
-function ringpipeRunner(name: string, workers: number, cores: number, walls: number[], isolation: 'thread' | 'process' = 'thread'): Runner {
+function ringpipeRunner(name: string, workers: number, cores: number, walls: number[], isolation: 'thread' | 'process' = 'thread', threads: 'auto' | number = 'auto'): Runner {
   return {
     name,
-    concurrency: threadPlan({ cores, replicas: workers }).vipsConcurrency,
+    concurrency: threads === 'auto' ? threadPlan({ cores, replicas: workers }).vipsConcurrency : threads,
     async run(files, start, count, warm) {
       const n = files.length;
       const inputs = Array.from({ length: warm + count + TAIL }, (_, j) => files[(((start - warm + j) % n) + n) % n]);
@@ -159,6 +159,7 @@ function ringpipeRunner(name: string, workers: number, cores: number, walls: num
         // Replicas where asked (processes: imagePipeline's default), source and sink in threads.
         preprocessIsolation: isolation,
         isolation: 'thread',
+        threads,
         meta: false,
         // module/export given: without them ringpipe would look for TimedCount by importing this
         // module's imports, harness.ts among them, which is still evaluating (its top-level await
@@ -308,6 +309,7 @@ export default async function image(ctx: BenchContext): Promise<void> {
       ringpipeRunner('ringpipe, 1 replica', 1, cores, walls1),
       ringpipeRunner(`ringpipe, ${workers} replicas`, workers, cores, walls2),
       ringpipeRunner(`ringpipe, ${workers} replicas, processes`, workers, cores, wallsP, 'process'),
+      ringpipeRunner(`ringpipe, ${workers} replicas, processes, vips 2`, workers, cores, [], 'process', 2),
       processPool(serialProc, 1, children, procEnv),
       processPool(`${workers} processes, serial loops`, workers, children, procEnv),
     ];
@@ -321,6 +323,7 @@ export default async function image(ctx: BenchContext): Promise<void> {
     cmp(`${corpus.name}: piscina ${workers} workers vs serial`, rule, 'serial, vips 1', 'serial sharp loop', { perCore: pis.best / cores });
     cmp(`${corpus.name}: thread rule, ${workers} workers x vips ${plan.vipsConcurrency} vs vips 2`, rule, `piscina ${workers}w, vips 2`, `${workers} workers x vips 2`);
     cmp(`${corpus.name}: thread rule, ${workers} workers x vips ${plan.vipsConcurrency} vs vips 4`, rule, `piscina ${workers}w, vips 4`, `${workers} workers x vips 4`);
+    cmp(`${corpus.name}: thread rule, ringpipe ${workers} replica processes x vips ${plan.vipsConcurrency} vs vips 2`, `ringpipe, ${workers} replicas, processes`, `ringpipe, ${workers} replicas, processes, vips 2`, `${workers} replica processes x vips 2`);
     cmp(`${corpus.name}: thread rule, serial x vips ${rule1.vipsConcurrency} vs vips 1`, `serial, vips ${rule1.vipsConcurrency} (rule)`, 'serial, vips 1', 'serial x vips 1');
     cmp(`${corpus.name}: crop resize-extract vs extract-resize (serial)`, 'serial, vips 1', 'serial extract-resize, vips 1', 'extract-resize');
     cmp(`${corpus.name}: read file + JPEG header in JS vs libvips opens the path (serial)`, 'serial, vips 1', 'serial readFile:false, vips 1', 'readFile: false');

@@ -28,7 +28,7 @@ import { outputLength, resolveSpec, type PreprocessSpec } from './decode.js';
 import { resolveOrder, type ImageSourceOptions } from './folder.js';
 import { DigestSink, ImagePreprocessor, ShardWriterSink, imageSource, type ImagePreprocessorOptions, type ShardSinkOptions } from './segments.js';
 import { segmentAllocatorEnv, type Allocator } from './allocator.js';
-import { threadEnv, threadPlan } from './threads.js';
+import { checkThreadsOption, threadEnv, threadPlan, type ThreadsOption } from './threads.js';
 
 const SEGMENTS = new URL('./segments.js', import.meta.url).href;
 const REGULATORS = new URL('../segments/regulators.js', import.meta.url).href;
@@ -68,6 +68,7 @@ export interface PreprocessImagesOptions extends Omit<ImagePreprocessorOptions, 
  */
 export function preprocessImages(spec: PreprocessSpec, options: PreprocessImagesOptions = {}): Transform<ImagePreprocessorOptions> {
   resolveSpec(spec);
+  if (options.threads !== undefined) checkThreadsOption('preprocessImages', options.threads);
   const { name, ...rest } = options;
   const opts: ImagePreprocessorOptions = { ...rest, spec };
   checkCloneable('preprocessImages', opts);
@@ -151,8 +152,11 @@ export interface ImagePipelineOptions extends ImageSourceOptions {
   preprocessIsolation?: Isolation;
   /** What a bad image does: 'fail' (default) stops the run naming the file; 'skip' drops it, see {@link skippedImages}. */
   onError?: NodeOptions['onError'];
-  /** libvips thread sizing in the preprocessing replicas. Default 'auto' (the rule of `threadPlan`). */
-  threads?: 'auto' | 'keep';
+  /**
+   * libvips threads per image in the preprocessing replicas: 'auto' (default, the rule of
+   * `threadPlan`), a number, or 'keep' (sharp's own setting).
+   */
+  threads?: ThreadsOption;
   /** Cores the replicas share. Default `os.availableParallelism()`. */
   cores?: number;
   /**
@@ -211,7 +215,7 @@ export function imagePipeline(options: ImagePipelineOptions): Graph {
   const images = new Stream('images', { capacity: ringCapacity(sampleBytes, 8) });
   const metas = new Stream('metas', { capacity: ringCapacity(256, 256) });
   g.add(imageItems(src), { out: items, isolation, ...envOf(isolation) });
-  g.add(preprocessImages(spec, { meta, ...(options.threads ? { threads: options.threads } : {}), cores }), {
+  g.add(preprocessImages(spec, { meta, ...(options.threads !== undefined ? { threads: options.threads } : {}), cores }), {
     in: items,
     out: meta ? [images, metas] : images,
     workers,

@@ -31,7 +31,7 @@ import { runningAllocator } from './allocator.js';
 import { outputShape, preprocess, resolveSpec, type PreprocessSpec } from './decode.js';
 import type { ImageItem } from './folder.js';
 import { ShardWriter, type ShardManifest, type ShardWriterOptions } from './shards.js';
-import { applyThreadPlan, threadPlan, type ThreadPlan } from './threads.js';
+import { applyThreadPlan, checkThreadsOption, threadPlan, type ThreadPlan, type ThreadsOption } from './threads.js';
 
 export { imageSource } from './folder.js';
 
@@ -53,9 +53,10 @@ export interface ImagePreprocessorOptions {
   meta?: boolean;
   /**
    * `'auto'` (default): size libvips' threads per image in `setup` by the rule of `threadPlan`, from
-   * this segment's replica count and the cores; `'keep'`: leave sharp's settings alone.
+   * this segment's replica count and the cores; a number: that many libvips threads per image, the
+   * rest of the plan as 'auto'; `'keep'`: leave sharp's settings alone.
    */
-  threads?: 'auto' | 'keep';
+  threads?: ThreadsOption;
   /** Cores the replicas share. Default `os.availableParallelism()`. */
   cores?: number;
 }
@@ -109,8 +110,11 @@ export class ImagePreprocessor {
     this.meta = options.meta !== false;
     const ownProcess = inOwnProcess();
     // Replicas in threads share one process (one libvips, one libuv pool); processes have their own.
-    const plan = threadPlan({ replicas: ctx.replicas, replicasPerProcess: ownProcess ? 1 : ctx.replicas, cores: options.cores ?? availableParallelism() });
-    if ((options.threads ?? 'auto') === 'auto') {
+    const threads = options.threads ?? 'auto';
+    checkThreadsOption('ImagePreprocessor', threads);
+    const rule = threadPlan({ replicas: ctx.replicas, replicasPerProcess: ownProcess ? 1 : ctx.replicas, cores: options.cores ?? availableParallelism() });
+    const plan = typeof threads === 'number' ? { ...rule, vipsConcurrency: threads } : rule;
+    if (threads !== 'keep') {
       if (ownProcess || !isMainThread) applyThreadPlan(plan);
       else {
         // Isolation 'local': the user's own main thread; do not touch its environment.

@@ -83,6 +83,14 @@ export function threadPlan(options: ThreadPlanOptions): ThreadPlan {
   };
 }
 
+/** How a segment sizes libvips' threads: the rule, a fixed count per image, or sharp's own setting. */
+export type ThreadsOption = 'auto' | 'keep' | number;
+
+/** Throws an `InvalidArgumentError` naming `where` unless `v` is a {@link ThreadsOption}. */
+export function checkThreadsOption(where: string, v: unknown): asserts v is ThreadsOption {
+  if (v !== 'auto' && v !== 'keep' && !posInt(v)) throw new InvalidArgumentError(`${where}: threads must be 'auto', 'keep' or a positive integer, got ${String(v)}`);
+}
+
 /** Environment variables to give a child process that will run `plan.replicasPerProcess` replicas. */
 export function threadEnv(plan: ThreadPlan): Record<string, string> {
   return { UV_THREADPOOL_SIZE: String(plan.uvThreadpoolSize) };
