@@ -206,12 +206,7 @@ export class SharedArtifactStore implements ArtifactStore {
   async list(): Promise<CacheEntry[]> {
     const out = new Map<string, CacheEntry>();
     for (const e of await this.local.list()) out.set(e.manifest.key, e);
-    const keys = await this.conn.retry('cannot list the shared cache', this.conn.names.bucket('cache'), async () => {
-      const list: string[] = [];
-      for await (const k of await this.index.keys()) list.push(k);
-      return list;
-    });
-    for (const k of keys) {
+    for (const k of await this.conn.kvKeys('cache')) {
       if (out.has(k)) continue;
       const r = await this.remote(k);
       if (r) out.set(k, { manifest: r.manifest, size: r.bytes });

@@ -394,6 +394,42 @@ export class ClusterConnection {
     return p;
   }
 
+  /**
+   * Messages per subject of `stream` under `filter` (empty when the stream does not exist): one
+   * request, paged by the client. Listing by subject counts has an end; `kv.keys()` and
+   * `store.list()` count the entries first and wait for that many, so an entry replaced while they
+   * list leaves them waiting for ever (`cluster gc` hung so under load).
+   */
+  async subjectCounts(stream: string, filter: string): Promise<Map<string, number>> {
+    const subjects = await this.retry('cannot read a stream', stream, async () => {
+      try {
+        return (await this.jsm.streams.info(stream, { subjects_filter: filter })).state.subjects ?? {};
+      } catch (err) {
+        if (/not found/i.test(String((err as Error).message))) return {};
+        throw err;
+      }
+    });
+    return new Map(Object.entries(subjects));
+  }
+
+  /** The keys of this project's KV bucket `kind`, with a value or a delete marker (callers `get` each and skip what is not a PUT). */
+  async kvKeys(kind: string): Promise<string[]> {
+    const prefix = `$KV.${this.names.bucket(kind)}.`;
+    return [...(await this.subjectCounts(`KV_${this.names.bucket(kind)}`, `${prefix}>`)).keys()].map((s) => s.slice(prefix.length)).sort();
+  }
+
+  /** The names of the live (not deleted) objects in this project's object store `kind`. */
+  async objectNames(kind: string): Promise<string[]> {
+    const stream = `OBJ_${this.names.bucket(kind)}`;
+    const names: string[] = [];
+    for (const subject of (await this.subjectCounts(stream, `$O.${this.names.bucket(kind)}.M.>`)).keys()) {
+      const m = await this.retry('cannot read an object', subject, () => this.jsm.streams.getMessage(stream, { last_by_subj: subject }));
+      const info = m?.json<{ name: string; deleted?: boolean }>();
+      if (info && !info.deleted) names.push(info.name);
+    }
+    return names.sort();
+  }
+
   /** An object store of this project (`rp_<project>_<kind>`), created when missing. */
   objectStore(kind: string, options: Partial<ObjectStoreOptions> = {}): Promise<ObjectStore> {
     const name = this.names.bucket(kind);

@@ -61,11 +61,11 @@ export async function collectClusterGarbage(target: ClusterTarget, options: Clus
     const queue = await WorkQueue.open(conn);
     const names = WorkQueue.names(conn);
     const [jobs, results, agents, queued, events] = await Promise.all([
-      conn.retry('cannot read jobs', conn.names.bucket('jobs'), () => values<JobRecord>(queue.jobs)),
-      conn.retry('cannot read results', conn.names.bucket('results'), () => values<WorkResult>(queue.results)),
+      conn.retry('cannot read jobs', conn.names.bucket('jobs'), () => values<JobRecord>(conn, 'jobs', queue.jobs)),
+      conn.retry('cannot read results', conn.names.bucket('results'), () => values<WorkResult>(conn, 'results', queue.results)),
       listAgents(queue),
-      subjectCounts(conn, names.work, conn.names.subject('work', '>')),
-      subjectCounts(conn, names.events, names.eventsAll),
+      conn.subjectCounts(names.work, conn.names.subject('work', '>')),
+      conn.subjectCounts(names.events, names.eventsAll),
     ]);
     const inFlight = new Set(agents.flatMap((a) => a.running.map((r) => r.id)));
     for (const subject of queued.keys()) inFlight.add(subject.slice(subject.lastIndexOf('.') + 1));
@@ -73,8 +73,10 @@ export async function collectClusterGarbage(target: ClusterTarget, options: Clus
     const now = Date.now();
     const { collected, kept, items } = plan(jobs, results, inFlight, now - olderThan);
     const [checkpoints, models] = await Promise.all([existingStore(conn, 'checkpoints'), existingStore(conn, 'models')]);
-    const ckNames = (await list(checkpoints)).filter((n) => items.has(n));
-    const modelNames = (await list(models)).filter((n) => items.has(n.slice(0, n.indexOf('/'))));
+    const [ckNames, modelNames] = await Promise.all([
+      checkpoints ? conn.objectNames('checkpoints').then((all) => all.filter((n) => items.has(n))) : [],
+      models ? conn.objectNames('models').then((all) => all.filter((n) => items.has(n.slice(0, n.indexOf('/'))))) : [],
+    ]);
     const eventCount = [...items].reduce((s, id) => s + (events.get(names.eventSubject(id)) ?? 0), 0);
     const report: ClusterGcReport = {
       server: conn.server(),
@@ -133,12 +135,6 @@ function plan(jobs: Map<string, JobRecord>, results: Map<string, WorkResult>, in
   return { collected, kept, items: new Set(drop.filter((id) => !keep.has(id))) };
 }
 
-/** Messages per subject of a stream (one paged request). */
-async function subjectCounts(conn: ClusterConnection, stream: string, filter: string): Promise<Map<string, number>> {
-  const info = await conn.retry('cannot read a stream', stream, () => conn.jsm.streams.info(stream, { subjects_filter: filter }));
-  return new Map(Object.entries(info.state.subjects ?? {}));
-}
-
 async function exists(conn: ClusterConnection, stream: string): Promise<boolean> {
   return conn.retry('cannot look up a stream', stream, async () => {
     try {
@@ -156,16 +152,13 @@ async function existingStore(conn: ClusterConnection, kind: string): Promise<Obj
   return (await exists(conn, `OBJ_${conn.names.bucket(kind)}`)) ? conn.objectStore(kind) : undefined;
 }
 
-async function list(store: ObjectStore | undefined): Promise<string[]> {
-  return store ? (await store.list()).filter((o) => !o.deleted).map((o) => o.name) : [];
-}
 
 /** Removes shared-cache artifacts indexed before `before` (index entry first: readers look only at the index). */
 async function collectArtifacts(conn: ClusterConnection, before: number, dryRun: boolean): Promise<ClusterGcReport['artifacts']> {
   if (!(await exists(conn, `KV_${conn.names.bucket('cache')}`))) return [];
   const [index, objects] = await Promise.all([conn.kv('cache', { history: 1 }), existingStore(conn, 'artifacts')]);
   const out: ClusterGcReport['artifacts'] = [];
-  for (const [key, e] of await values<RemoteEntry>(index)) {
+  for (const [key, e] of await values<RemoteEntry>(conn, 'cache', index)) {
     if (Date.parse(e.manifest.createdAt) >= before) continue;
     out.push({ key, stage: e.manifest.stage, bytes: e.bytes });
     if (dryRun) continue;

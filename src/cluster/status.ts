@@ -1,5 +1,6 @@
 // `ringpipe cluster status`: agents, their capacity and load, queued/running/done work, jobs.
-import { useConnection, type ClusterTarget } from './connect.js';
+import type { KV } from '@nats-io/kv';
+import { useConnection, type ClusterConnection, type ClusterTarget } from './connect.js';
 import { listAgents, WorkQueue, type AgentInfo, type JobRecord, type WorkResult } from './work.js';
 
 /** A job's progress. */
@@ -30,12 +31,10 @@ export interface ClusterStatus {
   jobs: JobStatus[];
 }
 
-/** Every live value of a KV bucket, by key. */
-export async function values<T>(kv: WorkQueue['results']): Promise<Map<string, T>> {
+/** Every live value of the project's KV bucket `kind` (opened as `kv`), by key. */
+export async function values<T>(conn: ClusterConnection, kind: string, kv: KV): Promise<Map<string, T>> {
   const out = new Map<string, T>();
-  const keys: string[] = [];
-  for await (const k of await kv.keys()) keys.push(k);
-  for (const k of keys) {
+  for (const k of await conn.kvKeys(kind)) {
     const e = await kv.get(k);
     if (e?.operation === 'PUT') out.set(k, e.json<T>());
   }
@@ -50,8 +49,8 @@ export async function clusterStatus(target: ClusterTarget, options: { maxJobs?: 
     const [agents, counts, results, jobs] = await Promise.all([
       listAgents(queue),
       queue.counts(),
-      conn.retry('cannot read results', conn.names.bucket('results'), () => values<WorkResult>(queue.results)),
-      conn.retry('cannot read jobs', conn.names.bucket('jobs'), () => values<JobRecord>(queue.jobs)),
+      conn.retry('cannot read results', conn.names.bucket('results'), () => values<WorkResult>(conn, 'results', queue.results)),
+      conn.retry('cannot read jobs', conn.names.bucket('jobs'), () => values<JobRecord>(conn, 'jobs', queue.jobs)),
     ]);
     const now = Date.now();
     const running = new Set(agents.flatMap((a) => a.running.map((r) => r.id)));

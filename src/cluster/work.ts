@@ -542,12 +542,7 @@ export interface AgentInfo {
 /** The agents whose announcement has not expired. */
 export async function listAgents(queue: WorkQueue): Promise<AgentInfo[]> {
   const out: AgentInfo[] = [];
-  const keys = await queue.conn.retry('cannot list agents', queue.conn.names.bucket('agents'), async () => {
-    const list: string[] = [];
-    for await (const k of await queue.agents.keys()) list.push(k);
-    return list;
-  });
-  for (const k of keys) {
+  for (const k of await queue.conn.kvKeys('agents')) {
     const e = await queue.agents.get(k).catch(() => null);
     if (e?.operation === 'PUT') out.push(e.json<AgentInfo>());
   }

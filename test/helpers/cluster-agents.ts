@@ -64,7 +64,7 @@ export function runClusterCli(args: string[], env: NodeJS.ProcessEnv = {}, timeo
     p.stderr.on('data', (d) => (stderr += d));
     const t = setTimeout(() => {
       p.kill('SIGKILL');
-      reject(new Error(`cluster CLI ${args.join(' ')} did not finish in ${timeoutMs / 1000} s: ${stderr}`));
+      reject(new Error(`cluster CLI ${args.join(' ')} did not finish in ${timeoutMs / 1000} s; stdout: ${stdout || '(none)'}; stderr: ${stderr || '(none)'}`));
     }, timeoutMs);
     p.once('exit', (code) => {
       clearTimeout(t);
