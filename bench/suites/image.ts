@@ -269,11 +269,17 @@ const describeCorpus = (c: Corpus) => `${c.name}: ${c.files.length} files, ${(c.
 export default async function image(ctx: BenchContext): Promise<void> {
   const cores = availableParallelism();
   const workers = 2;
-  const plan = threadPlan({ cores, replicas: workers });
+  const plan = threadPlan({ cores, replicas: workers });  // replicas in threads of this process
+  const procPlan = threadPlan({ cores, replicas: workers, replicasPerProcess: 1 });  // a process each
+  const procOther = procPlan.vipsConcurrency === 1 ? 2 : 1;
   const rule1 = threadPlan({ cores, replicas: 1 });
+  /** libvips threads per image the piscina runners try (the rule's among them). */
+  const VIPS = [...new Set([1, 2, 4, plan.vipsConcurrency])].sort((a, b) => a - b);
+  const pisc = (v: number) => `piscina ${workers}w, vips ${v}${v === plan.vipsConcurrency ? ' (rule)' : ''}`;
+  const rule = pisc(plan.vipsConcurrency);
   const defaultConcurrency = sharp.concurrency();
   applyThreadPlan(plan); // sharp cache off; UV_THREADPOOL_SIZE is only a default here (pool already started)
-  ctx.log(`${cores} cores; sharp default concurrency ${defaultConcurrency}; rule: ${workers} replicas -> vips ${plan.vipsConcurrency}, 1 replica -> vips ${rule1.vipsConcurrency}`);
+  ctx.log(`${cores} cores; sharp default concurrency ${defaultConcurrency}; rule: ${workers} replicas in threads -> vips ${plan.vipsConcurrency}, in processes -> vips ${procPlan.vipsConcurrency}, 1 replica -> vips ${rule1.vipsConcurrency}`);
 
   // ringpipe's processes preload jemalloc when it is installed (src/image/allocator.ts): install it
   // when possible, and give the peers in child processes the same allocator.
@@ -303,13 +309,11 @@ export default async function image(ctx: BenchContext): Promise<void> {
       serial('serial extract-resize, vips 1', 1, { ...SPEC, strategy: 'extract-resize' }),
       serial("serial readFile:'async', vips 1", 1, { ...SPEC, readFile: 'async' }),
       serial('serial readFile:false, vips 1', 1, { ...SPEC, readFile: false }),
-      piscinaRunner(`piscina ${workers}w, vips ${plan.vipsConcurrency} (rule)`, plan.vipsConcurrency, pool),
-      piscinaRunner(`piscina ${workers}w, vips 2`, 2, pool),
-      piscinaRunner(`piscina ${workers}w, vips 4`, 4, pool),
+      ...VIPS.map((v) => piscinaRunner(pisc(v), v, pool)),
       ringpipeRunner('ringpipe, 1 replica', 1, cores, walls1),
       ringpipeRunner(`ringpipe, ${workers} replicas`, workers, cores, walls2),
       ringpipeRunner(`ringpipe, ${workers} replicas, processes`, workers, cores, wallsP, 'process'),
-      ringpipeRunner(`ringpipe, ${workers} replicas, processes, vips 2`, workers, cores, [], 'process', 2),
+      ringpipeRunner(`ringpipe, ${workers} replicas, processes, vips ${procOther}`, workers, cores, [], 'process', procOther),
       processPool(serialProc, 1, children, procEnv),
       processPool(`${workers} processes, serial loops`, workers, children, procEnv),
     ];
@@ -318,12 +322,12 @@ export default async function image(ctx: BenchContext): Promise<void> {
     logWalls(ctx, corpus.name, walls1, walls2, wallsP);
     const notes = { corpus: describeCorpus(corpus), synthetic: corpus.synthetic, rounds, imagesPerRound: count, spec: SPEC_TEXT };
     const cmp = compare(ctx, r, notes);
-    const rule = `piscina ${workers}w, vips ${plan.vipsConcurrency} (rule)`;
     const pis = r.get(rule)!;
     cmp(`${corpus.name}: piscina ${workers} workers vs serial`, rule, 'serial, vips 1', 'serial sharp loop', { perCore: pis.best / cores });
-    cmp(`${corpus.name}: thread rule, ${workers} workers x vips ${plan.vipsConcurrency} vs vips 2`, rule, `piscina ${workers}w, vips 2`, `${workers} workers x vips 2`);
-    cmp(`${corpus.name}: thread rule, ${workers} workers x vips ${plan.vipsConcurrency} vs vips 4`, rule, `piscina ${workers}w, vips 4`, `${workers} workers x vips 4`);
-    cmp(`${corpus.name}: thread rule, ringpipe ${workers} replica processes x vips ${plan.vipsConcurrency} vs vips 2`, `ringpipe, ${workers} replicas, processes`, `ringpipe, ${workers} replicas, processes, vips 2`, `${workers} replica processes x vips 2`);
+    for (const v of VIPS.filter((x) => x !== plan.vipsConcurrency)) {
+      cmp(`${corpus.name}: thread rule, ${workers} workers in threads x vips ${plan.vipsConcurrency} vs vips ${v}`, rule, pisc(v), `${workers} workers x vips ${v}`);
+    }
+    cmp(`${corpus.name}: thread rule, ringpipe ${workers} replica processes x vips ${procPlan.vipsConcurrency} vs vips ${procOther}`, `ringpipe, ${workers} replicas, processes`, `ringpipe, ${workers} replicas, processes, vips ${procOther}`, `${workers} replica processes x vips ${procOther}`);
     cmp(`${corpus.name}: thread rule, serial x vips ${rule1.vipsConcurrency} vs vips 1`, `serial, vips ${rule1.vipsConcurrency} (rule)`, 'serial, vips 1', 'serial x vips 1');
     cmp(`${corpus.name}: crop resize-extract vs extract-resize (serial)`, 'serial, vips 1', 'serial extract-resize, vips 1', 'extract-resize');
     cmp(`${corpus.name}: read file + JPEG header in JS vs libvips opens the path (serial)`, 'serial, vips 1', 'serial readFile:false, vips 1', 'readFile: false');

@@ -7,11 +7,15 @@
  * On top of that each replica's JS thread spends time on the normalisation pass. So with `R`
  * replicas each keeping `F` images in flight on `C` cores:
  *
- * - libvips threads per image: `max(1, floor(C / (R * F)))`. One replica with one image in flight
+ * - libvips threads per image: `max(m, floor(C / (R * F)))`, `m` = 2 when one process keeps
+ *   several images in flight (`R_p * F` > 1, below), else 1. One replica with one image in flight
  *   may use every core for that image; once there are as many images in flight as cores, each
- *   image gets one thread. Oversubscribing buys nothing: on 2 cores, 2 workers at 1, 2 and 4
- *   libvips threads per image gave the same images/s within noise, and 4 threads cost ~3 % more
- *   CPU per image (bench/suites/image.ts; small 224 px outputs leave libvips little to split).
+ *   image gets one thread: on 2 cores, 2 replica processes at 1 and 2 threads per image gave the
+ *   same images/s (ratio 1.00 on 500x375 JPEGs, 1.02 on 1080p-5K photos, medians of 8 and 6
+ *   interleaved pairs). Where several images are in flight in one process (replicas in worker
+ *   threads, or `F` > 1), at least 2: they share one libvips, whose locks leave a thread waiting,
+ *   and on 2 cores 2 workers in threads gave 1.15-1.2x the images/s at 2 threads per image as at
+ *   1, for less CPU per image (bench/suites/image.ts, two sessions).
  * - libuv pool of each process: at least the images that process keeps in flight plus one for file
  *   system work, and never below libuv's default of 4: `max(4, R_p * F + 1)` where `R_p` is the
  *   number of replicas in that process (worker threads of one process share a single pool).
@@ -26,7 +30,8 @@
  * `imagePipeline` gives process replicas their `UV_THREADPOOL_SIZE` and warns when replicas in
  * threads would outnumber the main process's libuv pool.
  *
- * `bench/suites/image.ts` measures the rule (2 workers x concurrency 1 against 2 and 4).
+ * `bench/suites/image.ts` measures the rule: 2 workers in threads and 2 replica processes, each at
+ * 1, 2 (and 4) libvips threads per image.
  */
 import { availableParallelism } from 'node:os';
 import { isMainThread } from 'node:worker_threads';
@@ -78,7 +83,8 @@ export function threadPlan(options: ThreadPlanOptions): ThreadPlan {
     replicas,
     replicasPerProcess,
     inFlight,
-    vipsConcurrency: Math.max(1, Math.floor(cores / (replicas * inFlight))),
+    // Images in flight in one process share its libvips: at least 2 threads each (see above).
+    vipsConcurrency: Math.max(replicasPerProcess * inFlight > 1 ? 2 : 1, Math.floor(cores / (replicas * inFlight))),
     uvThreadpoolSize: Math.min(1024, Math.max(4, replicasPerProcess * inFlight + 1)),
   };
 }
