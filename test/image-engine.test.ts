@@ -15,6 +15,8 @@ import type { DigestReport, ImagePreprocessorReport } from '../src/image/segment
 import { threadPlan } from '../src/image/threads.js';
 import { findJemalloc } from '../src/image/allocator.js';
 import { ensureJemalloc } from '../scripts/jemalloc.mjs';
+import { Sink } from '../src/index.js';
+import { LateSharpSink } from './fixtures/late-sharp.js';
 
 let dir: string;
 let items: ImageItem[];
@@ -155,6 +157,21 @@ describe('image pipeline on the engine (worker threads)', () => {
       sharp.cache(true);
     }
   });
+});
+
+it("replicas in threads keep the rule's libvips threads when another thread loads sharp after their setup", async () => {
+  const before = sharp.concurrency();
+  try {
+    const sink = new Sink(LateSharpSink, { options: { delayMs: 300 }, module: new URL('./fixtures/late-sharp.ts', import.meta.url).href, export: 'LateSharpSink' });
+    const r = await imagePipeline({ dir, spec: SPEC, workers: 2, cores: 4, meta: false, preprocessIsolation: 'thread', onError: 'skip', sink }).run({ handleSigint: false });
+    const plan = threadPlan({ cores: 4, replicas: 2 });
+    expect(plan.vipsConcurrency).toBe(2);
+    expect(r.results.LateSharpSink![0]).toEqual({ images: 18, vipsConcurrency: 2 });
+    for (const rep of r.results.preprocess as ImagePreprocessorReport[]) expect(rep.vipsConcurrency).toBe(2);
+  } finally {
+    sharp.concurrency(before);
+    sharp.cache(true);
+  }
 });
 
 describe('image pipeline on the engine (processes)', () => {

@@ -297,6 +297,9 @@ export default async function image(ctx: BenchContext): Promise<void> {
   const children: ChildProcess[] = [];
   const pool = new Piscina({ filename: fileURLToPath(new URL('./image.worker.ts', import.meta.url)), minThreads: workers, maxThreads: workers, idleTimeout: 60_000 });
   try {
+    // Each worker's loading of sharp (glibc, no jemalloc) resets the process-wide setting to 1: set
+    // it once the workers have loaded (a first probe), then check that they see it.
+    await Promise.all(Array.from({ length: workers }, () => pool.run({ probe: true, holdMs: 300 })));
     sharp.concurrency(plan.vipsConcurrency);
     const probe = (await pool.run({ probe: true })) as { concurrency: number };
     if (probe.concurrency !== plan.vipsConcurrency) throw new Error(`worker sees sharp.concurrency ${probe.concurrency}, expected ${plan.vipsConcurrency}: the setting is not process-wide`);

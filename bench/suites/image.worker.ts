@@ -11,8 +11,11 @@ export interface ImageTask {
   spec: PreprocessSpec;
 }
 
-export default async function task(t: ImageTask | { probe: true }): Promise<unknown> {
-  if ('probe' in t) return { concurrency: sharp.concurrency() };
+export default async function task(t: ImageTask | { probe: true; holdMs?: number }): Promise<unknown> {
+  if ('probe' in t) {
+    await new Promise((r) => setTimeout(r, t.holdMs ?? 0));  // held: probes sent together occupy every worker
+    return { concurrency: sharp.concurrency() };
+  }
   const { data } = await preprocess(t.file, t.spec, undefined, { index: t.index, epoch: t.epoch });
   return move(data as Float32Array);
 }

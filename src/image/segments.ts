@@ -67,7 +67,7 @@ export interface ImagePreprocessorReport {
   images: number;
   /** The thread plan this replica applied (or would have, with `threads: 'keep'`). */
   plan: ThreadPlan;
-  /** `sharp.concurrency()` as the replica ran. */
+  /** `sharp.concurrency()` at the replica's end (process-wide: replicas in threads share it). */
   vipsConcurrency: number;
   /** Whether this replica ran in a process of its own (isolation 'process'). */
   ownProcess: boolean;
@@ -99,6 +99,8 @@ export class ImagePreprocessor {
   private meta = true;
   private images = 0;
   private report!: Omit<ImagePreprocessorReport, 'images'>;
+  /** libvips threads per image to set again at the first record (0: leave sharp's setting alone). */
+  private vipsAtStart = 0;
 
   setup(options: ImagePreprocessorOptions, ctx: SegmentContext): void {
     if (!options || typeof options !== 'object' || !options.spec) throw new InvalidArgumentError('ImagePreprocessor: options.spec is required');
@@ -122,6 +124,7 @@ export class ImagePreprocessor {
         sharp.cache(false);
       }
     }
+    if (threads !== 'keep') this.vipsAtStart = plan.vipsConcurrency;
     const uv = Number(process.env.UV_THREADPOOL_SIZE);
     this.report = { plan, vipsConcurrency: sharp.concurrency(), ownProcess, uvThreadpoolSize: Number.isInteger(uv) && uv > 0 ? uv : 4, allocator: runningAllocator() };
   }
@@ -129,6 +132,12 @@ export class ImagePreprocessor {
   async run(item: ImageItem, ctx: SegmentContext): Promise<Tensor | [Tensor, SampleMeta]> {
     const input = item.path ?? item.buffer;
     if (input === undefined) throw new InvalidArgumentError(`ImagePreprocessor: item ${item.index} has neither path nor buffer`);
+    if (this.vipsAtStart) {
+      // Loading sharp (glibc, no jemalloc) resets the process-wide setting to 1, and other threads
+      // of this process may load it after our setup; by the first record every segment has loaded.
+      sharp.concurrency(this.vipsAtStart);
+      this.vipsAtStart = 0;
+    }
     const epoch = item.epoch ?? 0;
     const t = await ctx.tensor(this.shape, this.dtype);
     await preprocess(input, this.spec, t.data as Float32Array | Uint8Array, { index: item.index, epoch });
@@ -137,7 +146,7 @@ export class ImagePreprocessor {
   }
 
   teardown(): ImagePreprocessorReport {
-    return { images: this.images, ...this.report };
+    return { images: this.images, ...this.report, vipsConcurrency: sharp.concurrency() };
   }
 }
 
