@@ -152,7 +152,6 @@ async function existingStore(conn: ClusterConnection, kind: string): Promise<Obj
   return (await exists(conn, `OBJ_${conn.names.bucket(kind)}`)) ? conn.objectStore(kind) : undefined;
 }
 
-
 /** Removes shared-cache artifacts indexed before `before` (index entry first: readers look only at the index). */
 async function collectArtifacts(conn: ClusterConnection, before: number, dryRun: boolean): Promise<ClusterGcReport['artifacts']> {
   if (!(await exists(conn, `KV_${conn.names.bucket('cache')}`))) return [];

@@ -117,6 +117,7 @@ export class ImagePreprocessor {
     const rule = threadPlan({ replicas: ctx.replicas, replicasPerProcess: ownProcess ? 1 : ctx.replicas, cores: options.cores ?? availableParallelism() });
     const plan = typeof threads === 'number' ? { ...rule, vipsConcurrency: threads } : rule;
     if (threads !== 'keep') {
+      this.vipsAtStart = plan.vipsConcurrency;
       if (ownProcess || !isMainThread) applyThreadPlan(plan);
       else {
         // Isolation 'local': the user's own main thread; do not touch its environment.
@@ -124,7 +125,6 @@ export class ImagePreprocessor {
         sharp.cache(false);
       }
     }
-    if (threads !== 'keep') this.vipsAtStart = plan.vipsConcurrency;
     const uv = Number(process.env.UV_THREADPOOL_SIZE);
     this.report = { plan, vipsConcurrency: sharp.concurrency(), ownProcess, uvThreadpoolSize: Number.isInteger(uv) && uv > 0 ? uv : 4, allocator: runningAllocator() };
   }
