@@ -317,6 +317,32 @@ describe('library stages', () => {
     }
   });
 
+  it("image_preprocess: a replica on the engine sizes libvips' threads by the rule, again at its first call", async () => {
+    const sharp = (await import('sharp')).default;
+    const { imagePreprocess } = await import('../src/config/image-stage.js');
+    const { threadPlan } = await import('../src/image/threads.js');
+    const image = await sharp({ create: { width: 16, height: 12, channels: 3, background: { r: 9, g: 8, b: 7 } } }).png().toBuffer();
+    const ctx = { stage: 'tensors', branch: null, params: {}, index: 0, metadata: [], options: { size: 4, crop: 'resize', dtype: 'uint8' }, signal: new AbortController().signal };
+    const before = { vips: sharp.concurrency(), uv: process.env.UV_THREADPOOL_SIZE };
+    try {
+      for (const ownProcess of [false, true]) {
+        const want = threadPlan({ replicas: 2, replicasPerProcess: ownProcess ? 1 : 2 }).vipsConcurrency;
+        sharp.concurrency(7);
+        imagePreprocess.setup!({ replicas: 2, ownProcess });
+        expect(sharp.concurrency()).toBe(want);
+        sharp.concurrency(1); // as another thread's loading of sharp does (glibc, no jemalloc)
+        await imagePreprocess.run(image, ctx);
+        expect(sharp.concurrency()).toBe(want);
+      }
+      expect(threadPlan({ replicas: 2 }).vipsConcurrency).toBeGreaterThanOrEqual(2); // threads of one process: at least 2
+    } finally {
+      sharp.concurrency(before.vips);
+      sharp.cache(true);
+      if (before.uv === undefined) delete process.env.UV_THREADPOOL_SIZE;
+      else process.env.UV_THREADPOOL_SIZE = before.uv;
+    }
+  });
+
   it('image_preprocess: options are checked against the implementation schema', async () => {
     const project = makeProject({});
     project.write({ images: { type: 'file_folder', path: './data' }, t: { type: 'image_preprocess', inputs: ['images'], sise: 8 } });

@@ -1,6 +1,7 @@
 // The segment that runs a JSON pipeline stage's function inside ringpipe's engine (a worker thread or
 // a child process). Each record it receives is one call: the records of the streaming inputs for that
 // call; the other inputs were given once, in the segment's options.
+import { isMainThread } from 'node:worker_threads';
 import { ReplayableInput, type ReplaySource } from './feeds.js';
 import { loadLibraryStage } from './library.js';
 import { importModule } from './modules.js';
@@ -57,12 +58,14 @@ export class JsonStageSegment {
   private values: { data: unknown; metadata?: Record<string, unknown> }[] = [];
   private readonly abort = new AbortController();
 
-  async setup(opts: EngineStageOptions): Promise<void> {
+  async setup(opts: EngineStageOptions, ctx: { replicas: number }): Promise<void> {
     this.opts = opts;
     if ('library' in opts.target) {
       const lookup = await loadLibraryStage(opts.target.library);
       if (!lookup.ok) throw new Error(lookup.reason);
       this.fn = lookup.impl.run.bind(lookup.impl);
+      // A replica's main thread is a process of its own (isolation 'process'); worker threads share one.
+      lookup.impl.setup?.({ replicas: ctx.replicas, ownProcess: isMainThread });
     } else {
       const mod = await importModule(opts.target.file);
       const fn = mod[opts.target.exportName];

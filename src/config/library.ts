@@ -26,6 +26,12 @@ export interface LibraryStageImplementation {
   check?(def: Readonly<Record<string, unknown>>): LibraryIssue[];
   /** Environment of the stage's replicas when they run as processes (e.g. a preloaded allocator). */
   processEnv?(): Record<string, string>;
+  /**
+   * Called once in each replica on the engine (worker thread or process), before its first call:
+   * `replicas` is the stage's replica count, `ownProcess` whether this replica has a process of its
+   * own (e.g. to size thread pools per process).
+   */
+  setup?(replica: { replicas: number; ownProcess: boolean }): void;
 }
 
 /** A problem {@link LibraryStageImplementation.check} found. */
