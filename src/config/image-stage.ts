@@ -9,17 +9,16 @@
 // so they are the same in every run and with any number of workers.
 import { preprocess, preprocessItem, type ImageItem, type PreprocessSpec } from '../image/index.js';
 import { InvalidArgumentError } from '../errors.js';
-import sharp from 'sharp';
 import { allocatorEnv } from '../image/allocator.js';
-import { applyThreadPlan, threadPlan } from '../image/threads.js';
+import { applyThreadPlan, threadPlan, vipsThreadsAtFirstRecord } from '../image/threads.js';
 import type { LibraryStageImplementation } from './library.js';
 import type { StageContext } from './runner.js';
 
 const rgb = { type: 'array', items: { type: 'number' }, minItems: 3, maxItems: 3 };
 const pair = { type: 'array', items: { type: 'number' }, minItems: 2, maxItems: 2 };
 
-/** libvips threads per image this replica sets again at its first call (0: already done, or local). */
-let vipsAtFirstCall = 0;
+/** Sets the replica's libvips threads again at its first call (see vipsThreadsAtFirstRecord). */
+let atFirstCall = (): void => {};
 
 /** `image_preprocess`: decode + crop + resize + flip + normalise (see src/image `PreprocessSpec`). */
 export const imagePreprocess: LibraryStageImplementation = {
@@ -31,7 +30,7 @@ export const imagePreprocess: LibraryStageImplementation = {
   setup({ replicas, ownProcess }) {
     const plan = threadPlan({ replicas, replicasPerProcess: ownProcess ? 1 : replicas });
     applyThreadPlan(plan);
-    vipsAtFirstCall = plan.vipsConcurrency;
+    atFirstCall = vipsThreadsAtFirstRecord(plan.vipsConcurrency);
   },
   optionsSchema: {
     type: 'object',
@@ -60,12 +59,7 @@ export const imagePreprocess: LibraryStageImplementation = {
     additionalProperties: false,
   },
   async run(input: unknown, ctx: StageContext) {
-    if (vipsAtFirstCall) {
-      // Another thread of this process may have loaded sharp since setup, which sets the count
-      // back to 1 (glibc without jemalloc); every thread has loaded by the first call.
-      sharp.concurrency(vipsAtFirstCall);
-      vipsAtFirstCall = 0;
-    }
+    atFirstCall();
     const spec = ctx.options as PreprocessSpec;
     if (typeof input === 'string' || input instanceof Uint8Array) {
       return preprocess(input, spec, undefined, { index: ctx.index });

@@ -31,7 +31,7 @@ import { runningAllocator } from './allocator.js';
 import { outputShape, preprocess, resolveSpec, type PreprocessSpec } from './decode.js';
 import type { ImageItem } from './folder.js';
 import { ShardWriter, type ShardManifest, type ShardWriterOptions } from './shards.js';
-import { applyThreadPlan, checkThreadsOption, threadPlan, type ThreadPlan, type ThreadsOption } from './threads.js';
+import { applyThreadPlan, checkThreadsOption, threadPlan, vipsThreadsAtFirstRecord, type ThreadPlan, type ThreadsOption } from './threads.js';
 
 export { imageSource } from './folder.js';
 
@@ -99,8 +99,8 @@ export class ImagePreprocessor {
   private meta = true;
   private images = 0;
   private report!: Omit<ImagePreprocessorReport, 'images'>;
-  /** libvips threads per image to set again at the first record (0: leave sharp's setting alone). */
-  private vipsAtStart = 0;
+  /** Sets the plan's libvips threads again at the first record (see vipsThreadsAtFirstRecord). */
+  private atFirstRecord = (): void => {};
 
   setup(options: ImagePreprocessorOptions, ctx: SegmentContext): void {
     if (!options || typeof options !== 'object' || !options.spec) throw new InvalidArgumentError('ImagePreprocessor: options.spec is required');
@@ -117,7 +117,7 @@ export class ImagePreprocessor {
     const rule = threadPlan({ replicas: ctx.replicas, replicasPerProcess: ownProcess ? 1 : ctx.replicas, cores: options.cores ?? availableParallelism() });
     const plan = typeof threads === 'number' ? { ...rule, vipsConcurrency: threads } : rule;
     if (threads !== 'keep') {
-      this.vipsAtStart = plan.vipsConcurrency;
+      this.atFirstRecord = vipsThreadsAtFirstRecord(plan.vipsConcurrency);
       if (ownProcess || !isMainThread) applyThreadPlan(plan);
       else {
         // Isolation 'local': the user's own main thread; do not touch its environment.
@@ -132,12 +132,7 @@ export class ImagePreprocessor {
   async run(item: ImageItem, ctx: SegmentContext): Promise<Tensor | [Tensor, SampleMeta]> {
     const input = item.path ?? item.buffer;
     if (input === undefined) throw new InvalidArgumentError(`ImagePreprocessor: item ${item.index} has neither path nor buffer`);
-    if (this.vipsAtStart) {
-      // Loading sharp (glibc, no jemalloc) resets the process-wide setting to 1, and other threads
-      // of this process may load it after our setup; by the first record every segment has loaded.
-      sharp.concurrency(this.vipsAtStart);
-      this.vipsAtStart = 0;
-    }
+    this.atFirstRecord();
     const epoch = item.epoch ?? 0;
     const t = await ctx.tensor(this.shape, this.dtype);
     await preprocess(input, this.spec, t.data as Float32Array | Uint8Array, { index: item.index, epoch });

@@ -89,6 +89,20 @@ export function threadPlan(options: ThreadPlanOptions): ThreadPlan {
   };
 }
 
+/**
+ * A function that sets libvips' threads per image to `vipsConcurrency` at its first call, then does
+ * nothing: for a replica's first record. Loading sharp (glibc without jemalloc) sets the
+ * process-wide count back to 1, and another thread of the process may load it after the replica's
+ * setup; by the first record every segment of a run has loaded.
+ */
+export function vipsThreadsAtFirstRecord(vipsConcurrency: number): () => void {
+  let pending = vipsConcurrency;
+  return () => {
+    if (pending) sharp.concurrency(pending);
+    pending = 0;
+  };
+}
+
 /** How a segment sizes libvips' threads: the rule, a fixed count per image, or sharp's own setting. */
 export type ThreadsOption = 'auto' | 'keep' | number;
 
