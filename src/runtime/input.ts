@@ -110,36 +110,33 @@ class Group {
       }
       return ended === n ? END : EMPTY;
     }
-    // Ordered: the smallest head seq, once no lane can still deliver a smaller one. Lane i of m
-    // carries the seqs of upstream replica i, i.e. seq % m === i, which sharpens its bound.
-    let best = -1, bestSeq = 0, ended = 0;
+    // Ordered: the smallest head seq, once no empty lane can still deliver a smaller one. Each
+    // input record goes to one replica, so no two lanes carry the same seq. One look per lane:
+    // a lane looked at twice may have published a smaller seq in between.
+    let best = -1, bestSeq = 0, ended = 0, low = -1, lowBound = 0;
     for (let i = 0; i < n; i++) {
       const off = this.head(i);
       if (off === END) {
         ended++;
         continue;
       }
+      const lane = this.lanes[i]!;
       if (off >= 0) {
-        const s = this.lanes[i]!.reader.seq;
+        const s = lane.reader.seq;
         if (best < 0 || before(s, bestSeq)) {
           best = i;
           bestSeq = s;
         }
+      } else if (low < 0 || before(lane.bound, lowBound)) {
+        // Empty: may still deliver seqs from its bound on (a record, or a watermark, moves it).
+        low = i;
+        lowBound = lane.bound;
       }
     }
     if (ended === n) return END;
-    if (best < 0) {
-      this.current = this.lanes.findIndex((l) => !l.ended);
+    if (best < 0 || (low >= 0 && before(lowBound, bestSeq))) {
+      this.current = low;  // must hear from that lane first
       return EMPTY;
-    }
-    for (let i = 0; i < n; i++) {
-      const lane = this.lanes[i]!;
-      if (i === best || lane.ended || this.head(i) >= 0) continue;
-      // Lane i may still deliver seqs from its bound on (a record, or a watermark, moves it).
-      if (!before(bestSeq, lane.bound)) {
-        this.current = i;  // must hear from lane i first
-        return EMPTY;
-      }
     }
     this.current = best;
     return GOT;
@@ -190,7 +187,9 @@ export class InputPort {
         if (r === EMPTY) continue;
         const lane = g.lane();
         const seq = lane.reader.seq;
-        if (before(lane.bound, seq)) lane.bound = seq;
+        // A lane's seqs only grow: after this one, the next is above it.
+        const after = (seq + 1) >>> 0;
+        if (before(lane.bound, after)) lane.bound = after;
         if (!before(seq, this.seen)) this.seen = (seq + 1) >>> 0;
         if (lane.claimIdx >= 0 && !claim(lane)) {
           lane.reader.release();
