@@ -1,6 +1,7 @@
 // Image preprocessing on the engine: source -> preprocess replicas -> [batch] -> sink, in worker
 // threads (and once in processes), with bad files, determinism and batching.
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,8 +16,9 @@ import type { DigestReport, ImagePreprocessorReport } from '../src/image/segment
 import { threadPlan } from '../src/image/threads.js';
 import { findJemalloc } from '../src/image/allocator.js';
 import { ensureJemalloc } from '../scripts/jemalloc.mjs';
-import { Sink } from '../src/index.js';
+import { Sink, Source } from '../src/index.js';
 import { LateSharpSink } from './fixtures/late-sharp.js';
+import { reversedItems } from './fixtures/item-list.js';
 
 let dir: string;
 let items: ImageItem[];
@@ -157,6 +159,19 @@ describe('image pipeline on the engine (worker threads)', () => {
       sharp.cache(true);
     }
   });
+});
+
+it('takes its items from a source of your own: the same tensors and labels, in its order, buffers included', async () => {
+  const good = items.filter((x) => !isBad(x));
+  const source = new Source(reversedItems, { name: 'mine', options: { items: good, buffers: true }, module: new URL('./fixtures/item-list.ts', import.meta.url).href, export: 'reversedItems' });
+  const maxBytes = Math.max(...good.map((x) => readFileSync(x.path!).byteLength));
+  const r = await imagePipeline({ source, itemBytes: maxBytes, spec: SPEC, workers: 2, isolation: 'thread', sink: digestSink() }).run({ handleSigint: false });
+  expect(digestOf(r).samples).toEqual(await expected([...good].reverse(), SPEC));
+  expect(r.segments.map((s) => s.name)).toContain('mine');
+  // The folder source's options do not mix with one's own source.
+  expect(() => imagePipeline({ source, dir, sink: digestSink() })).toThrow(/with `source`, leave out the folder source's options \(got dir\)/);
+  expect(() => imagePipeline({ source: digestSink() as never, sink: digestSink() })).toThrow(/`source` must be a Source/);
+  expect(() => imagePipeline({ source, itemBytes: -1, sink: digestSink() })).toThrow(/itemBytes must be a non-negative integer, got -1/);
 });
 
 it("replicas in threads keep the rule's libvips threads when another thread loads sharp after their setup", async () => {

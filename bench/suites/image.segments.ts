@@ -1,44 +1,56 @@
 // Segment code of the `image` suite's ringpipe runner (workers import it by module and export).
 import type { Tensor } from '../../src/index.js';
 
-export interface TimedCountOptions {
-  /** Records before the clock starts: the span runs from the arrival of record `warmup` - 1 ... */
-  warmup: number;
-  /** ... to that of record `warmup` + `timed` - 1 (records after it are counted, not timed). */
-  timed: number;
-  /** Elements every tensor must have. */
-  length: number;
+/**
+ * The control block a long-lived ringpipe runner shares with its source and sink (Int32 words): the
+ * runner asks for a round, the source yields it, the sink counts it and answers.
+ */
+export const ROUND = { request: 0, start: 1, count: 2, base: 3, stop: 4, done: 5 } as const;
+export const ROUND_BYTES = 32;
+
+export interface RoundOptions {
+  control: SharedArrayBuffer;
+  files: string[];
 }
 
 /**
- * Counts the tensors that reach the end of the pipeline and times the steady state at the sink:
- * from the arrival of the last warm-up record to that of the last timed one. Records arrive in
- * order (the preprocessing replicas are ordered), so when the last warm-up record is here every
- * replica has processed several: the span excludes worker start-up and module loading, not the
- * work; and records follow the timed ones, so the replicas are as busy at its end as at its start.
+ * Yields one round of images per request, as `imageSource` would over the round's list: files
+ * [(start + k) mod n] with index base + k and epoch `start`. Between rounds it waits (the
+ * pipeline's replicas stay up, as the peers' processes and pools do).
  */
-export class TimedCount {
-  private n = 0;
-  private warmup = 0;
-  private timed = 0;
-  private length = 0;
-  private tWarm = 0;
-  private tLast = 0;
+export async function* roundSource(o: RoundOptions): AsyncGenerator<{ index: number; path: string; label: number; epoch: number }> {
+  const c = new Int32Array(o.control);
+  const n = o.files.length;
+  let seen = 0;
+  for (;;) {
+    // A pending waitAsync does not keep a thread's event loop alive: the timer does, meanwhile.
+    const alive = setInterval(() => {}, 60_000);
+    while (Atomics.load(c, ROUND.request) === seen) await Atomics.waitAsync(c, ROUND.request, seen).value;
+    clearInterval(alive);
+    seen = Atomics.load(c, ROUND.request);
+    if (Atomics.load(c, ROUND.stop)) return;
+    const start = c[ROUND.start]!, count = c[ROUND.count]!, base = c[ROUND.base]!;
+    for (let k = 0; k < count; k++) yield { index: base + k, path: o.files[(start + k) % n]!, label: -1, epoch: start };
+  }
+}
 
-  setup(o: TimedCountOptions): void {
-    this.warmup = o.warmup;
-    this.timed = o.timed;
+/** Counts the tensors that reach the end of the pipeline, and bumps `done` at each round's last. */
+export class RoundCount {
+  private c!: Int32Array;
+  private length = 0;
+  private k = 0;
+
+  setup(o: RoundOptions & { length: number }): void {
+    this.c = new Int32Array(o.control);
     this.length = o.length;
   }
 
   run(t: Tensor): void {
-    if (t.data.length !== this.length || t.dtype !== 'float32') throw new Error(`TimedCount: got ${t.dtype} [${t.shape.join(', ')}], expected ${this.length} float32 elements`);
-    const now = performance.now();
-    if (++this.n === this.warmup) this.tWarm = now;
-    if (this.n === this.warmup + this.timed) this.tLast = now;
-  }
-
-  teardown(): { count: number; timed: number; seconds: number } {
-    return { count: this.n, timed: Math.min(this.timed, this.n - this.warmup), seconds: (this.tLast - this.tWarm) / 1000 };
+    if (t.data.length !== this.length || t.dtype !== 'float32') throw new Error(`RoundCount: got ${t.dtype} [${t.shape.join(', ')}], expected ${this.length} float32 elements`);
+    if (++this.k === this.c[ROUND.count]) {
+      this.k = 0;
+      Atomics.add(this.c, ROUND.done, 1);
+      Atomics.notify(this.c, ROUND.done);
+    }
   }
 }

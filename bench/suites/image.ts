@@ -7,29 +7,27 @@
 // rounds and the best and median rounds are kept, because this machine is shared and its load
 // varies from second to second.
 //
-// ringpipe end to end: `imagePipeline` = image source (`imageSource` over the round's files) ->
-// `preprocess` (ImagePreprocessor, 1 or 2 replicas in worker threads or processes, libvips threads
-// by the rule, each tensor decoded straight into the ring) -> a counting sink. One run per round;
-// the round's images follow `warm` warm-up images and precede TAIL more, and the sink times from
-// the arrival of the last warm-up image to that of the last timed one (records arrive in order, so
-// every replica is running by then, and still is at the end): worker start-up and module loading
-// are left out, as the peers' (pool start, warm-up) are.
-// The wall time of each run, start-up included, is logged too.
+// ringpipe end to end: `imagePipeline` = a source of rounds (`roundSource`, items as `imageSource`
+// makes them) -> `preprocess` (ImagePreprocessor, 1 or 2 replicas in worker threads or processes,
+// libvips threads by the rule, each tensor decoded straight into the ring) -> a counting sink. One
+// pipeline per runner, kept up across rounds as the peers keep their pools and child processes (a
+// fresh process takes 2-3 s, 1500-3000 images, to reach its steady rate, plain or ringpipe replica
+// alike: a pipeline started per round measured young processes against old ones). Every runner is
+// timed alike: a round's wall time, from asking for its `count` images to the last one done.
 //
 // Allocator: ringpipe's processes preload jemalloc when it is installed (src/image/allocator.ts);
 // the suite installs it when it can, and the child-process peers get the same allocator. The
 // in-process peers (serial, piscina) keep the system's, as a plain script would.
 //
 // Sample keys: the k-th image of the round starting at `start` is files[(start + k) % n] with key
-// { index: warm + k, epoch: start } in every runner (ringpipe's source numbers its inputs
-// 0..warm + count + TAIL - 1, the warm-up images first).
+// { index: base + k, epoch: start } in every runner.
 import type { ChildProcess } from 'node:child_process';
 import { statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import sharp from 'sharp';
-import { Sink } from '../../src/index.js';
+import { Sink, Source } from '../../src/index.js';
 import type { BenchContext } from '../harness.js';
 import { imagenetLike, originals, type Corpus } from '../image/corpus.js';
 import { preprocess, type PreprocessSpec } from '../../src/image/decode.js';
@@ -38,23 +36,16 @@ import { applyThreadPlan, threadPlan } from '../../src/image/threads.js';
 import { allocatorEnv, findJemalloc } from '../../src/image/allocator.js';
 import { ensureJemalloc } from '../../scripts/jemalloc.mjs';
 import { imagePipeline } from '../../src/image/pipeline.js';
-import { TimedCount } from './image.segments.js';
+import { ROUND, ROUND_BYTES, RoundCount, roundSource } from './image.segments.js';
 import { firstMessage, tsProcess } from '../lib/spawn.js';
 
 // readFile 'sync' (what ringpipe's replicas default to) for every runner: the same work.
 const SPEC: PreprocessSpec = { size: 224, crop: 'random', flip: true, mean: IMAGENET_MEAN, std: IMAGENET_STD, seed: 1, readFile: 'sync' };
-/**
- * Warm-up images ahead of each ringpipe round (and the offset of every runner's sample indices):
- * enough for the new processes' JIT and libvips to warm up, as the peers' long-lived ones are.
- */
-const WARMUP = { small: 48, originals: 18 };
-const key = (start: number, k: number, warm: number) => ({ index: warm + k, epoch: start });
-/**
- * Images after the timed ones in each ringpipe run: the clock stops at the last timed image while
- * the replicas are still busy, as it started (images finished ahead of the sink, waiting in the
- * rings, are then as many at both ends of the span, and none is counted without its work).
- */
-const TAIL = 16;  // more than the images ring holds (8 MiB: 13 tensors of 224x224x3 f32)
+/** Sample index of each round's first image (the crops are those of earlier runs of this suite). */
+const INDEX_BASE = { small: 48, originals: 18 };
+const key = (start: number, k: number, base: number) => ({ index: base + k, epoch: start });
+/** Pause between the runners' warm-up runs and the first round. */
+const SETTLE_MS = 10_000;
 /** `start` of the warm-up run of every runner in `measure`. */
 const WARM_START = 1_000_000;
 const SEGMENTS = new URL('./image.segments.ts', import.meta.url).href;
@@ -65,11 +56,11 @@ interface Runner {
   /** libvips threads per image while this runner runs (a process-wide setting). */
   concurrency: number;
   /**
-   * Processes `count` images: files[(start + k) % n] with key `key(start, k, warm)`. Resolves with the
-   * runner's own images/s when it measures itself (ringpipe: steady state at the sink), else
-   * with nothing (the round's wall time is used).
+   * Processes `count` images: files[(start + k) % n] with key `key(start, k, base)`.
    */
-  run(files: string[], start: number, count: number, warm: number): Promise<number | void>;
+  run(files: string[], start: number, count: number, base: number): Promise<void>;
+  /** Stops what the runner keeps up between rounds. */
+  close?(): Promise<void>;
 }
 
 function serial(name: string, concurrency: number, spec: PreprocessSpec = SPEC): Runner {
@@ -77,8 +68,8 @@ function serial(name: string, concurrency: number, spec: PreprocessSpec = SPEC):
   return {
     name,
     concurrency,
-    async run(files, start, count, warm) {
-      for (let k = 0; k < count; k++) await preprocess(files[(start + k) % files.length], spec, out, key(start, k, warm));
+    async run(files, start, count, base) {
+      for (let k = 0; k < count; k++) await preprocess(files[(start + k) % files.length], spec, out, key(start, k, base));
     },
   };
 }
@@ -87,9 +78,9 @@ function piscinaRunner(name: string, concurrency: number, pool: Piscina, spec: P
   return {
     name,
     concurrency,
-    async run(files, start, count, warm) {
+    async run(files, start, count, base) {
       const tasks: Promise<Float32Array>[] = [];
-      for (let k = 0; k < count; k++) tasks.push(pool.run({ file: files[(start + k) % files.length], ...key(start, k, warm), spec }));
+      for (let k = 0; k < count; k++) tasks.push(pool.run({ file: files[(start + k) % files.length], ...key(start, k, base), spec }));
       const results = await Promise.all(tasks);
       if (results.some((r) => !(r instanceof Float32Array) || r.length !== 224 * 224 * 3)) throw new Error('piscina worker returned a bad tensor');
     },
@@ -109,7 +100,7 @@ function processPool(name: string, n: number, children: ChildProcess[], env: Rec
   return {
     name,
     concurrency: 1,
-    async run(files, start, count, warm) {
+    async run(files, start, count, base) {
       if (mine.length === 0) {
         for (let i = 0; i < n; i++) mine.push(tsProcess(CHILD, null, env));
         children.push(...mine);
@@ -121,7 +112,7 @@ function processPool(name: string, n: number, children: ChildProcess[], env: Rec
         const file = files[(start + k) % files.length]!;
         const share = shares.reduce((x, y) => (y.bytes < x.bytes ? y : x));
         share.bytes += sizeOf(file);
-        share.tasks.push({ file, ...key(start, k, warm) });
+        share.tasks.push({ file, ...key(start, k, base) });
       }
       await Promise.all(
         mine.map((c, i) => {
@@ -138,38 +129,65 @@ const sizes = new Map<string, number>();
 const sizeOf = (file: string) => sizes.get(file) ?? (sizes.set(file, statSync(file).size), sizes.get(file)!);
 
 /**
- * ringpipe end to end with `workers` preprocessing replicas: one pipeline run per round (see the
- * top of this file). `concurrency` is what the replicas' setup applies by the rule (a process-wide
- * libvips setting, which they share with this thread).
+ * ringpipe end to end with `workers` preprocessing replicas: one pipeline, started by the first
+ * (warm-up) run and kept up across rounds; each round is asked of its source, and its sink answers
+ * once the round's last image is in (see the top of this file). `concurrency` is what the
+ * replicas' setup applies by the rule (a process-wide libvips setting, shared with this thread).
  */
-function ringpipeRunner(name: string, workers: number, cores: number, walls: number[], isolation: 'thread' | 'process' = 'thread', threads: 'auto' | number = 'auto'): Runner {
+function ringpipeRunner(name: string, workers: number, cores: number, isolation: 'thread' | 'process' = 'thread', threads: 'auto' | number = 'auto'): Runner {
+  let control: Int32Array | undefined;
+  let running: Promise<unknown>;
+  let failed: unknown;
+  let list: string[];
   return {
     name,
     concurrency: threads === 'auto' ? threadPlan({ cores, replicas: workers }).vipsConcurrency : threads,
-    async run(files, start, count, warm) {
-      const n = files.length;
-      const inputs = Array.from({ length: warm + count + TAIL }, (_, j) => files[(((start - warm + j) % n) + n) % n]);
-      const t0 = performance.now();
-      const r = await imagePipeline({
-        inputs,
-        epoch: start,
-        spec: SPEC,
-        workers,
-        cores,
-        // Replicas where asked (processes: imagePipeline's default), source and sink in threads.
-        preprocessIsolation: isolation,
-        isolation: 'thread',
-        threads,
-        meta: false,
-        // module/export given: without them ringpipe would look for TimedCount by importing this
-        // module's imports, harness.ts among them, which is still evaluating (its top-level await
-        // is what runs this suite): that import never settles and node exits with code 13.
-        sink: new Sink(TimedCount, { options: { warmup: warm, timed: count, length: 224 * 224 * 3 }, module: SEGMENTS, export: 'TimedCount' }),
-      }).run({ handleSigint: false });
-      if (start !== WARM_START) walls.push(count / ((performance.now() - t0) / 1000));
-      const c = r.results.TimedCount![0] as { count: number; timed: number; seconds: number };
-      if (c.count !== warm + count + TAIL || c.timed !== count) throw new Error(`ringpipe runner: the sink got ${c.count} images of ${warm + count + TAIL}`);
-      return c.timed / c.seconds;
+    async close() {
+      if (!control) return;
+      Atomics.store(control, ROUND.stop, 1);
+      Atomics.add(control, ROUND.request, 1);
+      Atomics.notify(control, ROUND.request);
+      await running;
+      control = undefined;
+      if (failed) throw failed;
+    },
+    async run(files, start, count, base) {
+      if (!control) {
+        list = files;
+        control = new Int32Array(new SharedArrayBuffer(ROUND_BYTES));
+        const options = { control: control.buffer as SharedArrayBuffer, files };
+        running = imagePipeline({
+          // module/export given: without them ringpipe would look for the code by importing this
+          // module's imports, harness.ts among them, which is still evaluating (its top-level await
+          // is what runs this suite): that import never settles and node exits with code 13.
+          source: new Source(roundSource, { name: 'images', options, module: SEGMENTS, export: 'roundSource' }),
+          spec: SPEC,
+          workers,
+          cores,
+          // Replicas where asked (processes: imagePipeline's default), source and sink in threads.
+          preprocessIsolation: isolation,
+          isolation: 'thread',
+          threads,
+          meta: false,
+          sink: new Sink(RoundCount, { options: { ...options, length: 224 * 224 * 3 }, module: SEGMENTS, export: 'RoundCount' }),
+        }).run({ handleSigint: false }).catch((e: unknown) => {
+          failed = e;
+        });
+      }
+      if (failed) throw failed;
+      if (files !== list) throw new Error('ringpipe runner: its source was given another file list');
+      const c = control, done = Atomics.load(c, ROUND.done);
+      c[ROUND.start] = start;
+      c[ROUND.count] = count;
+      c[ROUND.base] = base;
+      Atomics.add(c, ROUND.request, 1);
+      Atomics.notify(c, ROUND.request);
+      // Wakes on the sink's answer, or on the pipeline failing.
+      while (Atomics.load(c, ROUND.done) === done) {
+        const w = Atomics.waitAsync(c, ROUND.done, done, 200);
+        if (w.async) await Promise.race([w.value, running]);
+        if (failed) throw failed;
+      }
     },
   };
 }
@@ -184,26 +202,13 @@ interface Rate {
 }
 
 /** Images/s and CPU cost of each runner over `rounds` interleaved rounds of `count` images. */
-async function measure(runners: Runner[], files: string[], rounds: number, count: number, warm: number): Promise<Map<string, Rate>> {
+async function measure(runners: Runner[], files: string[], rounds: number, count: number, base: number): Promise<Map<string, Rate>> {
   const rates = new Map<string, number[]>(runners.map((r) => [r.name, []]));
   const cpu = new Map<string, number>(runners.map((r) => [r.name, 0]));
-  for (const r of runners) {
-    sharp.concurrency(r.concurrency);
-    await r.run(files, WARM_START, Math.min(count, 8), warm); // warm-up (worker start, code caches)
-  }
-  for (let round = 0; round < rounds; round++) {
-    // Each round starts one runner later, so that no runner always follows the same one.
-    for (let j = 0; j < runners.length; j++) {
-      const r = runners[(round + j) % runners.length]!;
-      sharp.concurrency(r.concurrency);
-      const c0 = process.cpuUsage();
-      const t0 = performance.now();
-      const own = await r.run(files, round * count, count, warm);
-      const dt = performance.now() - t0;
-      const c = process.cpuUsage(c0);
-      rates.get(r.name)!.push(typeof own === 'number' ? own : count / (dt / 1000));
-      cpu.set(r.name, cpu.get(r.name)! + (c.user + c.system) / 1000);
-    }
+  try {
+    await runRounds(runners, files, rounds, count, base, rates, cpu);
+  } finally {
+    for (const r of runners) await r.close?.();
   }
   return new Map(
     [...rates].map(([k, v]) => {
@@ -211,6 +216,30 @@ async function measure(runners: Runner[], files: string[], rounds: number, count
       return [k, { best: v[v.length - 1], median: v[v.length >> 1], cpuMsPerImage: cpu.get(k)! / (rounds * count) }];
     }),
   );
+}
+
+async function runRounds(runners: Runner[], files: string[], rounds: number, count: number, base: number, rates: Map<string, number[]>, cpu: Map<string, number>): Promise<void> {
+  for (const r of runners) {
+    sharp.concurrency(r.concurrency);
+    await r.run(files, WARM_START, Math.min(count, 8), base); // warm-up (worker start, code caches)
+  }
+  // Freshly started workers and processes keep a core partly busy for seconds after (V8's tiering
+  // and its idle-time GCs): let that pass before the first round, whoever it disturbs.
+  await new Promise((r) => setTimeout(r, SETTLE_MS));
+  for (let round = 0; round < rounds; round++) {
+    // Each round starts one runner later, so that no runner always follows the same one.
+    for (let j = 0; j < runners.length; j++) {
+      const r = runners[(round + j) % runners.length]!;
+      sharp.concurrency(r.concurrency);
+      const c0 = process.cpuUsage();
+      const t0 = performance.now();
+      await r.run(files, round * count, count, base);
+      const dt = performance.now() - t0;
+      const c = process.cpuUsage(c0);
+      rates.get(r.name)!.push(count / (dt / 1000));
+      cpu.set(r.name, cpu.get(r.name)! + (c.user + c.system) / 1000);
+    }
+  }
 }
 
 const SPEC_TEXT = 'random-resized-crop 224, flip p=0.5, float32 HWC ImageNet-normalised';
@@ -238,15 +267,11 @@ function compare(ctx: BenchContext, rates: Map<string, Rate>, notes: Record<stri
 
 const median = (v: number[]) => [...v].sort((a, b) => a - b)[v.length >> 1] ?? NaN;
 
-function logWalls(ctx: BenchContext, corpus: string, one: number[], two: number[], procs: number[]) {
-  ctx.log(`  ${corpus} | ringpipe wall time per run, start-up included (median images/s): 1 replica ${median(one).toFixed(1)}, 2 replicas ${median(two).toFixed(1)}, 2 in processes ${median(procs).toFixed(1)}`);
-}
-
 /**
  * The ringpipe rows: the better of 1 and 2 replicas (by best round) against the serial loop and
  * against piscina; which replica count won, and the other's figure, go in the notes.
  */
-function reportRingpipe(ctx: BenchContext, corpus: string, rates: Map<string, Rate>, cmp: ReturnType<typeof compare>, cores: number, workers: number, piscinaRule: string, serialProc: string, warm: number) {
+function reportRingpipe(ctx: BenchContext, corpus: string, rates: Map<string, Rate>, cmp: ReturnType<typeof compare>, cores: number, workers: number, piscinaRule: string, serialProc: string) {
   const names = ['ringpipe, 1 replica', `ringpipe, ${workers} replicas`, `ringpipe, ${workers} replicas, processes`];
   const best = names.reduce((a, b) => (rates.get(b)!.best > rates.get(a)!.best ? b : a));
   const extra = {
@@ -254,7 +279,7 @@ function reportRingpipe(ctx: BenchContext, corpus: string, rates: Map<string, Ra
     isolation: best === names[2] ? 'process' : 'thread',
     others: names.filter((n) => n !== best).map((n) => ({ runner: n, best: rates.get(n)!.best, median: rates.get(n)!.median })),
     perCore: rates.get(best)!.best / cores,
-    measured: `steady state at the sink: ${warm} warm-up images per run, start-up excluded; CPU ms/image includes worker start-up`,
+    measured: 'wall time per round, as every runner: one pipeline kept up across rounds',
   };
   ctx.log(`  ${corpus} | ringpipe best: ${best}`);
   const what = `${corpus}: ringpipe end to end (source -> preprocess x${extra.bestReplicas}${extra.isolation === 'process' ? ' in processes' : ''} -> sink)`;
@@ -286,14 +311,13 @@ export default async function image(ctx: BenchContext): Promise<void> {
   const jem = ensureJemalloc(() => findJemalloc(), { log: ctx.log });
   const procEnv = allocatorEnv('auto');
   const alloc = jem.path ? 'jemalloc' : 'system allocator';
-  ctx.log(jem.path ? `jemalloc: ${jem.path}${jem.installed ? ' (installed now)' : ''}` : `NOTE: jemalloc is not available (${jem.reason}): processes keep the system allocator`);
+  ctx.log('reason' in jem ? `NOTE: jemalloc is not available (${jem.reason}): processes keep the system allocator` : `jemalloc: ${jem.path}${jem.installed ? ' (installed now)' : ''}`);
   const serialProc = `serial loop in 1 process, ${alloc}`;
 
   const corpus = await imagenetLike(ctx.quick ? 160 : 600, ctx.log);
   if (corpus.synthetic) ctx.log('NOTE: ../shared/data/photos is absent; the corpus is SYNTHETIC (generated colour fields), not derived from photographs');
   ctx.log(describeCorpus(corpus));
 
-  const walls1: number[] = [], walls2: number[] = [], wallsP: number[] = [], oWalls1: number[] = [], oWalls2: number[] = [], oWallsP: number[] = [];
   const children: ChildProcess[] = [];
   const pool = new Piscina({ filename: fileURLToPath(new URL('./image.worker.ts', import.meta.url)), minThreads: workers, maxThreads: workers, idleTimeout: 60_000 });
   try {
@@ -313,16 +337,15 @@ export default async function image(ctx: BenchContext): Promise<void> {
       serial("serial readFile:'async', vips 1", 1, { ...SPEC, readFile: 'async' }),
       serial('serial readFile:false, vips 1', 1, { ...SPEC, readFile: false }),
       ...VIPS.map((v) => piscinaRunner(pisc(v), v, pool)),
-      ringpipeRunner('ringpipe, 1 replica', 1, cores, walls1),
-      ringpipeRunner(`ringpipe, ${workers} replicas`, workers, cores, walls2),
-      ringpipeRunner(`ringpipe, ${workers} replicas, processes`, workers, cores, wallsP, 'process'),
-      ringpipeRunner(`ringpipe, ${workers} replicas, processes, vips ${procOther}`, workers, cores, [], 'process', procOther),
+      ringpipeRunner('ringpipe, 1 replica', 1, cores),
+      ringpipeRunner(`ringpipe, ${workers} replicas`, workers, cores),
+      ringpipeRunner(`ringpipe, ${workers} replicas, processes`, workers, cores, 'process'),
+      ringpipeRunner(`ringpipe, ${workers} replicas, processes, vips ${procOther}`, workers, cores, 'process', procOther),
       processPool(serialProc, 1, children, procEnv),
       processPool(`${workers} processes, serial loops`, workers, children, procEnv),
     ];
-    const r = await measure(runners, corpus.files, rounds, count, WARMUP.small);
+    const r = await measure(runners, corpus.files, rounds, count, INDEX_BASE.small);
     logRates(ctx, corpus.name, r);
-    logWalls(ctx, corpus.name, walls1, walls2, wallsP);
     const notes = { corpus: describeCorpus(corpus), synthetic: corpus.synthetic, rounds, imagesPerRound: count, spec: SPEC_TEXT };
     const cmp = compare(ctx, r, notes);
     const pis = r.get(rule)!;
@@ -336,7 +359,7 @@ export default async function image(ctx: BenchContext): Promise<void> {
     cmp(`${corpus.name}: read file + JPEG header in JS vs libvips opens the path (serial)`, 'serial, vips 1', 'serial readFile:false, vips 1', 'readFile: false');
     cmp(`${corpus.name}: file read on the thread vs through libuv's pool (serial)`, 'serial, vips 1', "serial readFile:'async', vips 1", "readFile: 'async'");
     cmp(`${corpus.name}: serial loop in a child process, ${alloc} vs in this process`, serialProc, 'serial, vips 1', 'serial sharp loop');
-    reportRingpipe(ctx, corpus.name, r, cmp, cores, workers, rule, serialProc, WARMUP.small);
+    reportRingpipe(ctx, corpus.name, r, cmp, cores, workers, rule, serialProc);
 
     const orig = originals();
     if (!orig) {
@@ -349,21 +372,20 @@ export default async function image(ctx: BenchContext): Promise<void> {
         serial('serial extract-resize, vips 1', 1, { ...SPEC, strategy: 'extract-resize' }),
         piscinaRunner(rule, plan.vipsConcurrency, pool),
         piscinaRunner(`piscina ${workers}w extract-resize, vips ${plan.vipsConcurrency}`, plan.vipsConcurrency, pool, { ...SPEC, strategy: 'extract-resize' }),
-        ringpipeRunner('ringpipe, 1 replica', 1, cores, oWalls1),
-        ringpipeRunner(`ringpipe, ${workers} replicas`, workers, cores, oWalls2),
-        ringpipeRunner(`ringpipe, ${workers} replicas, processes`, workers, cores, oWallsP, 'process'),
+        ringpipeRunner('ringpipe, 1 replica', 1, cores),
+        ringpipeRunner(`ringpipe, ${workers} replicas`, workers, cores),
+        ringpipeRunner(`ringpipe, ${workers} replicas, processes`, workers, cores, 'process'),
         processPool(serialProc, 1, children, procEnv),
         processPool(`${workers} processes, serial loops`, workers, children, procEnv),
       ];
       // Two passes per round: the ordered hand-off's lead at the two ends of a short span varies with the
       // images' sizes (10-fold here), and a longer span dilutes it.
-      const o = await measure(oRunners, orig.files, oRounds, 2 * orig.files.length, WARMUP.originals);
+      const o = await measure(oRunners, orig.files, oRounds, 2 * orig.files.length, INDEX_BASE.originals);
       logRates(ctx, 'originals', o);
-      logWalls(ctx, 'originals', oWalls1, oWalls2, oWallsP);
       const ocmp = compare(ctx, o, { corpus: describeCorpus(orig), rounds: oRounds, spec: SPEC_TEXT });
       ocmp(`originals 1080p-5K: piscina ${workers} workers vs serial`, rule, 'serial, vips 1', 'serial sharp loop');
       ocmp('originals 1080p-5K: crop resize-extract vs extract-resize (serial)', 'serial, vips 1', 'serial extract-resize, vips 1', 'extract-resize');
-      reportRingpipe(ctx, 'originals 1080p-5K', o, ocmp, cores, workers, rule, serialProc, WARMUP.originals);
+      reportRingpipe(ctx, 'originals 1080p-5K', o, ocmp, cores, workers, rule, serialProc);
     }
   } finally {
     await pool.destroy();

@@ -40,7 +40,7 @@ parentPort!.once('message', () => {
       }
       if (job.kind === 'tensors') {
         (m as Float32Array)[1] = (m as Float32Array)[0]!;
-        job.output!.postMessage(m, [(m as Float32Array).buffer]);
+        job.output!.postMessage(m, [(m as Float32Array).buffer as ArrayBuffer]);
       } else job.output!.postMessage(job.kind === 'burn' ? burn(m as number) : m);
     });
   } else {

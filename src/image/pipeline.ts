@@ -166,6 +166,14 @@ export interface ImagePipelineOptions extends ImageSourceOptions {
   allocator?: Allocator;
   /** Node options of the sink (e.g. its own isolation). */
   sinkOptions?: Omit<NodeOptions, 'workers'>;
+  /**
+   * Your own source instead of `dir`/`inputs` (give neither): a `Source` yielding `ImageItem`s
+   * `{ index, path | buffer, label, epoch? }`, e.g. items taken from a queue as they come. The
+   * ordering options (shuffle, seed, shard, epochs, limit) are then yours to apply.
+   */
+  source?: Source<any>;
+  /** With `source`: the largest encoded image it yields as a `buffer` (default 0: it yields paths). */
+  itemBytes?: number;
 }
 
 let warnedPool = false;
@@ -189,6 +197,13 @@ export function imagePipeline(options: ImagePipelineOptions): Graph {
 
   const src: ImageSourceOptions = {};
   for (const k of SOURCE_KEYS) if (options[k] !== undefined) (src as Record<string, unknown>)[k] = options[k];
+  if (options.source !== undefined) {
+    if (options.source?.kind !== 'source') throw new InvalidArgumentError('imagePipeline: `source` must be a Source');
+    const given = Object.keys(src);
+    if (given.length) throw new InvalidArgumentError(`imagePipeline: with \`source\`, leave out the folder source's options (got ${given.join(', ')})`);
+  }
+  const itemBytes = options.itemBytes ?? 0;
+  if (!Number.isInteger(itemBytes) || itemBytes < 0) throw new InvalidArgumentError(`imagePipeline: itemBytes must be a non-negative integer, got ${options.itemBytes}`);
 
   const sinkIsolation = options.sinkOptions?.isolation ?? isolation;
   const anyProcess = isolation === 'process' || preIsolation === 'process' || sinkIsolation === 'process';
@@ -209,12 +224,12 @@ export function imagePipeline(options: ImagePipelineOptions): Graph {
   }
 
   const sampleBytes = outputLength(r) * (r.dtype === 'float32' ? 4 : 1);
-  const maxBuffer = Math.max(0, ...(src.inputs ?? []).map((x) => (x instanceof Uint8Array ? x.byteLength : typeof x === 'object' && x.buffer ? x.buffer.byteLength : 0)));
+  const maxBuffer = Math.max(itemBytes, ...(src.inputs ?? []).map((x) => (x instanceof Uint8Array ? x.byteLength : typeof x === 'object' && x.buffer ? x.buffer.byteLength : 0)));
   const g = new Graph();
   const items = new Stream('items', { capacity: ringCapacity(maxBuffer + 4096, 16) });
   const images = new Stream('images', { capacity: ringCapacity(sampleBytes, 8) });
   const metas = new Stream('metas', { capacity: ringCapacity(256, 256) });
-  g.add(imageItems(src), { out: items, isolation, ...envOf(isolation) });
+  g.add(options.source ?? imageItems(src), { out: items, isolation, ...envOf(isolation) });
   g.add(preprocessImages(spec, { meta, ...(options.threads !== undefined ? { threads: options.threads } : {}), cores }), {
     in: items,
     out: meta ? [images, metas] : images,
