@@ -48,9 +48,10 @@ describe('items that do not stop', () => {
     const ignoring = join(dir, 'ignore.marker'), spinning = join(dir, 'spin.marker');
     const agent = spawnAgent('agent-t', agentArgs(project, ['--idle-exit', '3']));
     const specs: WorkSpec[] = [
-      // 4 s: its own child process must have started (and written) before the kill, on a loaded machine too.
+      // 4 s each: the timeout counts from the start of the item's process, and on a loaded machine that
+      // process (and the child of the first) must have started and written before the kill.
       { run: `${work}#ignore`, payload: { marker: ignoring }, label: 'ignores-signal', timeout: 4 },
-      { run: `${work}#spin`, payload: { marker: spinning }, label: 'spins', timeout: 1 },
+      { run: `${work}#spin`, payload: { marker: spinning }, label: 'spins', timeout: 4 },
       { run: `${work}#quick`, payload: { x: 7 }, label: 'next' },
     ];
     const results = await runJob({ servers: server.url, project }, specs, { name: 't', timeout: 60_000 });
