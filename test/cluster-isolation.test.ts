@@ -1,7 +1,8 @@
 // An item that does not stop never keeps running inside an agent, on a real nats-server: past its
 // timeout (plus the agent's kill grace) an item that spins synchronously, or one that ignores its
 // signal and started a process of its own, is killed with everything it started, recorded as
-// failed with ERR_WORK_TIMEOUT, and the agent goes on; a stopping agent kills what ignores its
+// failed with ERR_WORK_TIMEOUT, and the agent goes on; the timeout counts from the call of the
+// item's function (a slow start is bounded by the agent's start limit); a stopping agent kills what ignores its
 // signal and gives it back; the item of a SIGKILLed agent does not outlive it.
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -48,10 +49,10 @@ describe('items that do not stop', () => {
     const ignoring = join(dir, 'ignore.marker'), spinning = join(dir, 'spin.marker');
     const agent = spawnAgent('agent-t', agentArgs(project, ['--idle-exit', '3']));
     const specs: WorkSpec[] = [
-      // 4 s each: the timeout counts from the start of the item's process, and on a loaded machine that
-      // process (and the child of the first) must have started and written before the kill.
+      // 4 s: the child process the item starts must have started (and written) before the kill, on a loaded machine too.
       { run: `${work}#ignore`, payload: { marker: ignoring }, label: 'ignores-signal', timeout: 4 },
-      { run: `${work}#spin`, payload: { marker: spinning }, label: 'spins', timeout: 4 },
+      // The timeout counts from the call of the function: it has spun (and written) for 1 s however slow its start.
+      { run: `${work}#spin`, payload: { marker: spinning }, label: 'spins', timeout: 1 },
       { run: `${work}#quick`, payload: { x: 7 }, label: 'next' },
     ];
     const results = await runJob({ servers: server.url, project }, specs, { name: 't', timeout: 60_000 });
@@ -71,6 +72,25 @@ describe('items that do not stop', () => {
     expect((results[2]!.value as { pid: number }).pid).not.toBe(agent.process.pid);
     expect(Date.parse(results[2]!.startedAt)).toBeGreaterThanOrEqual(Date.parse(results[1]!.finishedAt) - 50);
     expect(await agent.exited).toBe(0);
+  }, 90_000);
+
+  it("an item's timeout counts from the call of its function; its start-up is bounded by the agent's start limit", async () => {
+    const slow = join(repoRoot, 'test', 'helpers', 'cluster-slow-start.ts');
+    // Loading takes 4 s, more than the 1 s timeout: the item still runs to its result.
+    const project = 'slow-start';
+    const agent = spawnAgent('agent-l', agentArgs(project, ['--idle-exit', '3']));
+    const [r] = await runJob({ servers: server.url, project }, [{ run: `${slow}#quick`, payload: { x: 3 }, label: 'slow-load', timeout: 1 }], { name: 'l', timeout: 60_000 });
+    expect(r).toMatchObject({ status: 'ok', value: { x: 3 } });
+    expect(r!.seconds).toBeGreaterThan(4);
+    expect(await agent.exited).toBe(0);
+    // With --start-limit 1 the same item does not get to start: it fails as timed out, saying why.
+    const limited = spawnAgent('agent-m', agentArgs('start-limit', ['--idle-exit', '3', '--start-limit', '1']));
+    const [f] = await runJob({ servers: server.url, project: 'start-limit' }, [{ run: `${slow}#quick`, payload: { x: 4 }, label: 'slow-load', timeout: 30 }], { name: 'm', timeout: 60_000 });
+    expect(f!.status).toBe('failed');
+    expect(f!.error?.code).toBe('ERR_WORK_TIMEOUT');
+    expect(f!.error?.message).toContain('item slow-load did not start within 1 s on agent agent-m');
+    expect(f!.seconds).toBeLessThan(4); // stopped at 1 s (+ the 0.5 s kill grace), before its code had loaded
+    expect(await limited.exited).toBe(0);
   }, 90_000);
 
   it('a stopping agent kills an item that ignores its signal once its grace is over, and gives it back', async () => {

@@ -48,6 +48,13 @@ export interface AgentOptions extends ClusterOptions, WorkQueueOptions {
    * (`ERR_WORK_TIMEOUT`) or given back (agent stopping). Default 3 000.
    */
   killGrace?: number;
+  /**
+   * Milliseconds an item with a `timeout` may take to start: its process, the import of its code and
+   * its connection, before its function is called (from where its `timeout` counts). Past it, the
+   * item is stopped as past its timeout and fails with `ERR_WORK_TIMEOUT` ("did not start within").
+   * Default 60 000.
+   */
+  startLimit?: number;
   /** Stops the agent (as {@link Agent.stop}). */
   signal?: AbortSignal;
   /** Log lines (default: stderr). */
@@ -355,7 +362,7 @@ export class Agent {
   }
 
   /** Runs an item's code: in its own process, or inside the agent for work types registered with a loader. */
-  private run(r: Running, spec: WorkSpec): Promise<ItemOutcome> {
+  private run(r: Running, spec: WorkSpec, onRunning: () => void): Promise<ItemOutcome> {
     const root = this.options.root ?? process.cwd();
     const info: ItemInfo = {
       id: r.id, label: r.label, job: r.job, attempt: r.attempt, agent: this.name, gpus: r.gpus, root,
@@ -364,8 +371,8 @@ export class Agent {
     const killGrace = this.options.killGrace ?? 3_000;
     try {
       const code = locateWork(spec.run, root);
-      if (code.kind === 'inline') return runInline(code.load(), spec.payload, workContext(info, this.host(r), r.controller.signal, this.conn), killGrace);
-      return runInProcess({ ...code, payload: spec.payload, info, cluster: clusterOptions(this.options), host: this.host(r), signal: r.controller.signal, killGrace });
+      if (code.kind === 'inline') return runInline(code.load(), spec.payload, workContext(info, this.host(r), r.controller.signal, this.conn), killGrace, onRunning);
+      return runInProcess({ ...code, payload: spec.payload, info, cluster: clusterOptions(this.options), host: this.host(r), signal: r.controller.signal, killGrace, onRunning });
     } catch (err) {
       return Promise.resolve({ status: 'failed', error: serializeError(err) });
     }
@@ -383,15 +390,23 @@ export class Agent {
     this.log(`running ${r.label} (attempt ${r.attempt}${r.gpus.length ? `, GPUs ${r.gpus.join(',')}` : ''})`);
     await this.event(r, 'started', { gpus: r.gpus }).catch(() => undefined);
     let timedOut = false;
-    const timer = spec.timeout
-      ? setTimeout(() => {
-        timedOut = true;
-        r.controller.abort(new WorkError('ERR_WORK_TIMEOUT', `item ${r.label} ran longer than its timeout of ${spec.timeout} s on agent ${this.name}`));
-      }, spec.timeout * 1000)
-      : undefined;
+    let timer: NodeJS.Timeout | undefined;
+    const expire = (why: string) => {
+      timedOut = true;
+      r.controller.abort(new WorkError('ERR_WORK_TIMEOUT', `item ${r.label} ${why} on agent ${this.name}`));
+    };
+    // An item's timeout counts from the call of its function: its process's start-up (imports, the
+    // connection) is bounded on its own, so a loaded machine does not eat a short timeout.
+    const startLimit = this.options.startLimit ?? 60_000;
+    if (spec.timeout) timer = setTimeout(() => expire(`did not start within ${startLimit / 1000} s`), startLimit);
+    const onRunning = () => {
+      if (!spec.timeout || timedOut) return;
+      clearTimeout(timer);
+      timer = setTimeout(() => expire(`ran longer than its timeout of ${spec.timeout} s`), spec.timeout * 1000);
+    };
     let outcome: ItemOutcome;
     try {
-      outcome = await this.run(r, spec);
+      outcome = await this.run(r, spec, onRunning);
     } finally {
       clearTimeout(timer);
       r.ended = true;

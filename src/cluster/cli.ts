@@ -120,6 +120,7 @@ export interface AgentFlags extends ConnectionFlags {
   maxItems?: number;
   grace?: number;
   killGrace?: number;
+  startLimit?: number;
 }
 
 /** `ringpipe agent`: runs until interrupted (or idle/max items); returns the exit code. */
@@ -136,6 +137,7 @@ export async function agentCommand(flags: AgentFlags, io: Io, signal: AbortSigna
     ...(flags.maxItems ? { maxItems: flags.maxItems } : {}),
     ...(flags.grace !== undefined ? { grace: flags.grace * 1000 } : {}),
     ...(flags.killGrace !== undefined ? { killGrace: flags.killGrace * 1000 } : {}),
+    ...(flags.startLimit !== undefined ? { startLimit: flags.startLimit * 1000 } : {}),
     signal,
     log: (l) => line(io.err, `${new Date().toISOString().slice(11, 19)} ${l}`),
   };
@@ -226,6 +228,7 @@ export function registerClusterCommands(program: Command, io: Io, signal: AbortS
     .addOption(new Option('--max-items <n>', 'stop after this many items').argParser(positiveInt))
     .addOption(new Option('--grace <seconds>', 'on Ctrl-C, time running items get to finish before they are given back (default 10)').argParser(secondsOrZero))
     .addOption(new Option('--kill-grace <seconds>', 'time an item past its timeout (or its grace) has to stop before its processes are killed (default 3)').argParser(secondsOrZero))
+    .addOption(new Option('--start-limit <seconds>', 'time an item with a timeout may take to start (process, imports, connection) before its timeout counts (default 60)').argParser(seconds))
     .action(async (flags: AgentFlags) => {
       setCode(await agentCommand(flags, io, signal));
     });

@@ -18,7 +18,7 @@ import { RingpipeError } from '../errors.js';
  * | `ERR_LINK_RESTARTED` | a link's writer started over while its reader was reading |
  * | `ERR_LINK_TIMEOUT` | a link reader waited longer than its timeout for the next record |
  * | `ERR_WORK_INVALID` | a work item cannot be published or run (bad spec, unknown code, too large) |
- * | `ERR_WORK_TIMEOUT` | a job did not finish within its timeout; an item ran past its `timeout` (then it was stopped, or killed) |
+ * | `ERR_WORK_TIMEOUT` | a job did not finish within its timeout; an item ran past its `timeout`, or did not start within the agent's `startLimit` (then it was stopped, or killed) |
  * | `ERR_WORK_CRASHED` | an item's process ended without a result (it exited, or was killed by a signal) |
  * | `ERR_REMOTE_CACHE` | the shared cache holds a damaged artifact |
  * | `ERR_CLUSTER_NOT_SHIPPABLE` | a run asked for the cluster lacks something agents need (e.g. a closure instead of `module#export`) |

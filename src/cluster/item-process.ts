@@ -74,6 +74,8 @@ async function run(start: StartItem): Promise<void> {
       }),
     ]);
     conn = c;
+    // The item's timeout counts from here: start-up on a loaded machine is not the item's run time.
+    await send({ type: 'running' }).catch(() => undefined);
     const value = await fn(start.payload, workContext(start.info, host, controller.signal, conn));
     outcome = { type: 'result', status: 'ok', ...(value !== undefined ? { value: JSON.parse(JSON.stringify(value)) as unknown } : {}) };
   } catch (err) {

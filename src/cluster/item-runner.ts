@@ -44,6 +44,8 @@ export type FromItem =
     op: { method: 'report'; data: unknown } | { method: 'save'; bytes: Uint8Array; info: Record<string, unknown> } | { method: 'load' };
   }
   | { type: 'log'; message: string }
+  /** Its code is loaded and connected: the function is called now (an item's `timeout` counts from here). */
+  | { type: 'running' }
   | { type: 'result'; status: 'ok'; value?: unknown }
   | { type: 'result'; status: 'failed'; error: SerializedError };
 
@@ -68,6 +70,8 @@ export interface ProcessItem extends Omit<StartItem, 'type'> {
   /** Aborted when the item must stop: its code gets `killGrace` ms, then its process group is killed. */
   signal: AbortSignal;
   killGrace: number;
+  /** Called once, when the item's function is called (after its process started and loaded its code). */
+  onRunning?: () => void;
 }
 
 /** Runs an item in its own process group; resolves when every process of the item has ended. */
@@ -87,6 +91,7 @@ export function runInProcess(o: ProcessItem): Promise<ItemOutcome> {
   };
   child.on('message', (m: FromItem) => {
     if (m.type === 'log') o.host.log(m.message);
+    else if (m.type === 'running') o.onRunning?.();
     else if (m.type === 'result') {
       outcome = m.status === 'ok' ? { status: 'ok', ...('value' in m ? { value: m.value } : {}) } : { status: 'failed', error: m.error };
       // It exits by itself; this is for handles that keep it alive.
@@ -122,19 +127,22 @@ export function runInProcess(o: ProcessItem): Promise<ItemOutcome> {
     child.once('close', (code, signal) => finish(signal ? `its process was killed by ${signal}` : `its process exited with code ${code}`));
     if (o.signal.aborted) onAbort();
     else o.signal.addEventListener('abort', onAbort, { once: true });
-    const { host: _h, signal: _s, killGrace: _k, ...start } = o;
+    const { host: _h, signal: _s, killGrace: _k, onRunning: _r, ...start } = o;
     reply({ type: 'start', ...start });
   });
 }
 
 /**
  * Runs an item's function inside the agent (work types registered with a loader). When its signal
- * is aborted it gets `killGrace` ms to end; after that it is abandoned, still running.
+ * is aborted it gets `killGrace` ms to end; after that it is abandoned, still running. `onRunning`
+ * is called once its code is loaded, as the function is called.
  */
-export function runInline(fn: Promise<WorkFunction>, payload: unknown, ctx: WorkContext, killGrace: number): Promise<ItemOutcome> {
+export function runInline(fn: Promise<WorkFunction>, payload: unknown, ctx: WorkContext, killGrace: number, onRunning?: () => void): Promise<ItemOutcome> {
   const ran = (async (): Promise<ItemOutcome> => {
     try {
-      const value = await (await fn)(payload, ctx);
+      const f = await fn;
+      onRunning?.();
+      const value = await f(payload, ctx);
       return { status: 'ok', ...(value !== undefined ? { value: JSON.parse(JSON.stringify(value)) as unknown } : {}) };
     } catch (err) {
       return { status: 'failed', error: serializeError(err) };

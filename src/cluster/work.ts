@@ -38,7 +38,8 @@ export interface WorkSpec<P = unknown> {
   /** Name shown in tables (default: the item id's first characters). */
   label?: string;
   /**
-   * Seconds the item may run on an agent (from the start of its process). Past it, its `ctx.signal`
+   * Seconds the item's function may run on an agent (from its call, once its process has started and
+   * loaded its code: start-up is bounded by the agent's `startLimit`, default 60 s). Past it, its `ctx.signal`
    * is aborted; code still running the agent's `killGrace` later (default 3 s) is killed with every
    * process it started (the item runs in a process group of its own); then the item is recorded as
    * failed with `ERR_WORK_TIMEOUT` (naming the item, the agent and the limit), not retried, and its
