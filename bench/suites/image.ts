@@ -265,10 +265,8 @@ function compare(ctx: BenchContext, rates: Map<string, Rate>, notes: Record<stri
   };
 }
 
-const median = (v: number[]) => [...v].sort((a, b) => a - b)[v.length >> 1] ?? NaN;
-
 /**
- * The ringpipe rows: the better of 1 and 2 replicas (by best round) against the serial loop and
+ * The ringpipe rows: the best of 1 replica, 2 in threads and 2 in processes (by best round) against the serial loop and
  * against piscina; which replica count won, and the other's figure, go in the notes.
  */
 function reportRingpipe(ctx: BenchContext, corpus: string, rates: Map<string, Rate>, cmp: ReturnType<typeof compare>, cores: number, workers: number, piscinaRule: string, serialProc: string) {

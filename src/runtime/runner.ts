@@ -161,7 +161,7 @@ export async function runReplica(plan: ReplicaPlan, code: LoadedCode, send: Send
     if (typeof value !== 'object' || value === null) return false;
     const multi = outputs.length > 1;
     if (multi ? !Array.isArray(out) || !out.includes(value) : out !== value) return false;
-    const ports = multi ? outputs.filter((o, i) => (out as unknown[])[i] === value) : outputs;
+    const ports = multi ? outputs.filter((_, i) => (out as unknown[])[i] === value) : outputs;
     if (!ports.every((o) => o.canForward)) return false;
     const src = port.forwardable(FORWARD_MIN_BYTES);
     if (!src) return false;
