@@ -222,10 +222,3 @@ export function decodeAt(views: RingViews, off: number, length: number, type: nu
       throw new InvalidArgumentError(`unknown record type ${type}`);
   }
 }
-
-/** A deep copy of a decoded record that no longer points into a ring. */
-export function copyRecord<T>(value: T): T {
-  if (ArrayBuffer.isView(value)) return (value as unknown as TypedArray).slice() as T;
-  if (isTensor(value)) return { ...value, data: value.data.slice(), shape: [...value.shape] } as T;
-  return value;
-}
