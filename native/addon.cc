@@ -388,7 +388,7 @@ Napi::Object Layout(Napi::Env env) {
   set("offCreatorPid", kOffCreatorPid); set("offWritePos", kOffWritePos); set("offDataSeq", kOffDataSeq);
   set("offReadersWaiting", kOffReadersWaiting); set("offDataWant", kOffDataWant); set("offSpaceSeq", kOffSpaceSeq);
   set("offWritersWaiting", kOffWritersWaiting); set("offSpaceWant", kOffSpaceWant); set("offWriterPids", kOffWriterPids); set("offReaders", kOffReaders);
-  set("readerReadPos", kReaderReadPos); set("readerActive", kReaderActive); set("readerPid", kReaderPid); set("readerClaim", kReaderClaim);
+  set("readerReadPos", kReaderReadPos); set("readerActive", kReaderActive); set("readerPid", kReaderPid); set("readerClaim", kReaderClaim); set("readerSeen", kReaderSeen);
   set("recLength", kRecLength); set("recTypeFlags", kRecTypeFlags); set("recSeq", kRecSeq); set("recStamp", kRecStamp);
   return o;
 }

@@ -27,7 +27,9 @@
 //           The C++ ends below ignore the two words and always wake: correct, just less frugal.
 //   line 5  writer pids (kMaxWriters u32), for liveness checks across processes
 //   line 6+ one line per reader slot: readPos, active, pid, claim (the next record ordinal a group
-//           of readers sharing the work takes, kept in the group's first slot: see src/runtime/input.ts)
+//           of readers sharing the work takes, kept in the group's first slot: see src/runtime/input.ts),
+//           seen (debug poisoning only: the end of the last record this reader let go of, stored
+//           before its readPos moves past it, so the last reader of a broadcast record can tell it is)
 //   data    at dataOffset (64-byte aligned), `capacity` bytes
 //
 // Record (16-byte aligned, so a wrap pad is always big enough for a header):
@@ -96,6 +98,7 @@ constexpr uint32_t kReaderReadPos = 0;
 constexpr uint32_t kReaderActive = 4;
 constexpr uint32_t kReaderPid = 8;
 constexpr uint32_t kReaderClaim = 12;
+constexpr uint32_t kReaderSeen = 16;
 
 // Within a record header.
 constexpr uint32_t kRecLength = 0;

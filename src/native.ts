@@ -14,7 +14,7 @@ export interface Layout {
   offDataOffset: number; offState: number; offWritersOpen: number; offAbortCode: number; offCreatorPid: number;
   offWritePos: number; offDataSeq: number; offReadersWaiting: number; offSpaceSeq: number;
   offWritersWaiting: number; offSpaceWant: number; offDataWant: number; offWriterPids: number; offReaders: number;
-  readerReadPos: number; readerActive: number; readerPid: number; readerClaim: number;
+  readerReadPos: number; readerActive: number; readerPid: number; readerClaim: number; readerSeen: number;
   recLength: number; recTypeFlags: number; recSeq: number; recStamp: number;
 }
 

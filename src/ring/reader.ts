@@ -151,6 +151,25 @@ export class RingReader {
     this.retired = holds.length ? holds[0]!.start : this.pos;
   }
 
+  /**
+   * Debug poisoning: true when this reader is the last to let go of the current record, so it may
+   * overwrite it. Every reader of the ring must call it on each record it lets go of: each stores
+   * how far it got (its `seen` word), then looks at the others'. Of two readers letting go at once,
+   * at least one sees the other's store (both stores and loads are sequentially consistent), and
+   * overwriting twice is harmless: no writer reuses the space before both read positions move on.
+   */
+  lastHolder(): boolean {
+    const end = (this.pos + this.size) | 0;
+    Atomics.store(this.i32, this.slotIdx + (L.readerSeen >> 2), end);
+    for (let k = 0; k < this.mem.readerSlots; k++) {
+      if (k === this.slot) continue;
+      const base = (L.offReaders + k * L.line) >> 2;
+      if (Atomics.load(this.i32, base + (L.readerActive >> 2)) === 0) continue;
+      if (((Atomics.load(this.i32, base + (L.readerSeen >> 2)) - end) | 0) < 0) return false;
+    }
+    return true;
+  }
+
   /** Records held and not yet given back. */
   get held(): number {
     return this.holds.length;
