@@ -1,5 +1,5 @@
 import { RingpipeError } from '../errors.js';
-import type { SerializedError } from '../runtime/plan.js';
+import type { SegmentPhase, SerializedError } from '../runtime/plan.js';
 
 /** The graph cannot run as declared (names the segment or stream). */
 export class PipelineValidationError extends RingpipeError {
@@ -8,21 +8,48 @@ export class PipelineValidationError extends RingpipeError {
   }
 }
 
-/** A segment's code threw and onError said fail. `cause` carries the original error and stack. */
+/**
+ * A segment's code threw and onError said fail. `cause` is the original error (its `code`, e.g.
+ * ERR_RECORD_TOO_LARGE, and its stack); `during` says where: loading the code, setup(), a record,
+ * producing a record (sources), teardown(), or a callback still pending after it.
+ */
 export class SegmentError extends RingpipeError {
+  /** The original error, rebuilt from the replica's report (name, message, code, stack). */
+  declare readonly cause: Error & { code?: string };
   constructor(
     readonly segment: string,
     readonly replica: number,
-    /** Sequence number of the record being processed (null in a source). */
+    /** Sequence number of the record being processed, or (sources) of the record being produced; null outside records. */
     readonly index: number | null,
     readonly original: SerializedError,
+    readonly during: SegmentPhase = index === null ? 'setup' : 'record',
+    /** The record that failed, shortened (for messages and logs). */
+    readonly record?: string,
   ) {
-    super(
-      'ERR_SEGMENT_FAILED',
-      `segment '${segment}' (replica ${replica})${index === null ? '' : ` failed on record ${index}`}: ${original.name}: ${original.message}`,
-    );
+    super('ERR_SEGMENT_FAILED', `segment '${segment}' (replica ${replica}) ${where(during, index)}: ${original.name}: ${original.message}`, {
+      cause: rebuild(original),
+    });
     this.stack = `${this.name}: ${this.message}\n--- original stack ---\n${original.stack ?? original.message}`;
   }
+}
+
+function where(during: SegmentPhase, index: number | null): string {
+  switch (during) {
+    case 'load': return 'failed to load its code';
+    case 'setup': return 'failed in setup()';
+    case 'produce': return `failed producing record ${index}`;
+    case 'teardown': return 'failed in teardown()';
+    case 'after-teardown': return 'failed after teardown() (a callback or promise it left pending)';
+    default: return index === null ? 'failed' : `failed on record ${index}`;
+  }
+}
+
+function rebuild(e: SerializedError): Error & { code?: string } {
+  const out = new Error(e.message) as Error & { code?: string };
+  out.name = e.name;
+  if (e.code !== undefined) out.code = e.code;
+  out.stack = e.stack ?? `${e.name}: ${e.message}`;
+  return out;
 }
 
 /** A worker thread or process died (crash, signal, out of memory) before finishing. */

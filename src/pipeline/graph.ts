@@ -34,6 +34,12 @@ export interface NodeOptions {
   env?: Record<string, string>;
   /** Ring bytes of each of this segment's output rings (default: the stream's, else 16 MiB). */
   capacity?: number;
+  /**
+   * What the segment's code receives. 'view' (default): tensors, typed arrays and bytes, at any
+   * depth of a record, are views into the ring, valid until the call returns (zero-copy). 'copy':
+   * owned copies (see copyRecord) that the code may keep, e.g. a sink collecting records.
+   */
+  records?: 'view' | 'copy';
 }
 
 export interface GraphNodeOptions extends NodeOptions {
@@ -72,6 +78,9 @@ export class Graph {
     }
     if (options.onCrash === 'continue' && segment.kind !== 'sink') {
       throw new InvalidArgumentError(`segment '${segment.name}': onCrash 'continue' is for sinks (a dead ${segment.kind} would leave its readers without an end)`);
+    }
+    if (options.records !== undefined && !['view', 'copy'].includes(options.records)) {
+      throw new InvalidArgumentError(`segment '${segment.name}': records must be 'view' or 'copy', got '${String(options.records)}'`);
     }
     if (options.onError !== undefined && typeof options.onError !== 'function' && !['fail', 'skip'].includes(options.onError)) {
       throw new InvalidArgumentError(`segment '${segment.name}': onError must be 'fail', 'skip' or a function`);

@@ -9,7 +9,7 @@ import { attachRing } from '../ring/ring.js';
 import { decode, decodeAt, RingViews } from '../codec/codec.js';
 import { T_FORWARD, T_SHAPE, T_SHAPED, T_WATERMARK } from '../codec/types.js';
 import { ShapeDecoder } from '../codec/shapes.js';
-import type { InputPlan } from './plan.js';
+import type { InputPlan, PoisonMode } from './plan.js';
 
 export { EMPTY, END };
 const GOT = 1;
@@ -46,6 +46,16 @@ function claim(lane: Lane): boolean {
   lane.ordinal = (k + 1) | 0;
   const i32 = lane.reader.mem.i32;
   return Atomics.load(i32, lane.claimIdx) === k && Atomics.compareExchange(i32, lane.claimIdx, k, (k + 1) | 0) === k;
+}
+
+/**
+ * Overwrites the reader's current record (debug aid) when no other reader still needs it. A
+ * forward's payload is only a reference that release() still reads; poisoning runs turn
+ * forwarding off, so records lie in the rings a port reads.
+ */
+function poisonIfLast(r: RingReader, mode: PoisonMode): void {
+  if (r.type === T_FORWARD) return;
+  if (r.mem.readerSlots === 1 || (mode === 'all' && r.lastHolder())) r.bytes.fill(0xdd, r.offset, r.offset + r.length);
 }
 
 /** Seq comparison modulo 2^32. */
@@ -161,13 +171,15 @@ export class InputPort {
   seen = 0;
   skipped = 0;
 
-  /** `firstLane`: flat index of this port's first lane among the replica's inputs. */
-  constructor(plan: InputPlan, spin?: number, firstLane = 0) {
+  /**
+   * `firstLane`: flat index of this port's first lane among the replica's inputs. `poisons`: which
+   * released records are overwritten (debug aid, see ReplicaPlan.poison).
+   */
+  constructor(plan: InputPlan, spin?: number, firstLane = 0, private readonly poisons: PoisonMode = 'off') {
     let lane = firstLane;
     this.groups = plan.groups.map((g) => new Group(g, g.ordered, spin, () => lane++));
     this.lanes = lane - firstLane;
     this.solo = this.lanes === 1 ? this.groups[0]!.lanes[0]! : undefined;
-
   }
 
   /** GOT (then value()/release()), EMPTY or END. Skips other readers' records. */
@@ -192,7 +204,7 @@ export class InputPort {
         if (before(lane.bound, after)) lane.bound = after;
         if (!before(seq, this.seen)) this.seen = (seq + 1) >>> 0;
         if (lane.claimIdx >= 0 && !claim(lane)) {
-          lane.reader.release();
+          this.skip(lane.reader);
           this.skipped++;
           got = true;  // progress: look again
           break;
@@ -230,7 +242,7 @@ export class InputPort {
       }
       if (!before(seq, this.seen)) this.seen = (seq + 1) >>> 0;
       if (lane.claimIdx >= 0 && !claim(lane)) {
-        r.release();
+        this.skip(r);
         this.skipped++;
         continue;
       }
@@ -274,14 +286,22 @@ export class InputPort {
     return plans.flatMap((p) => p.groups.flatMap((g) => g.rings.map((r) => r.ring)));
   }
 
-  /** Overwrites the current record's payload (debug aid), unless other readers share the ring. */
-  poison(): void {
-    const r = this.lane!.reader;
-    // A forward's payload is only a reference (release() still reads it); its record lies upstream.
-    if (r.mem.readerSlots === 1 && r.type !== T_FORWARD) r.bytes.fill(0xdd, r.offset, r.offset + r.length);
+  /**
+   * Releases the current record. With poisoning on, its payload is overwritten first when no
+   * other reader still needs it, so a view kept past its call reads garbage at once.
+   */
+  release(): void {
+    if (this.poisons !== 'off') poisonIfLast(this.lane!.reader, this.poisons);
+    this.releaseRecord();
   }
 
-  release(): void {
+  /** Passes over a record another reader of the work took. */
+  private skip(r: RingReader): void {
+    if (this.poisons !== 'off') poisonIfLast(r, this.poisons);
+    r.release();
+  }
+
+  private releaseRecord(): void {
     const lane = this.lane!, r = lane.reader;
     if (r.type !== T_FORWARD) return r.release();
     // A forward stands for a record held in the writer's input ring: hand forwards back once they

@@ -25,7 +25,8 @@ export class OutputPort {
   waitedMs = 0;
   written = 0;
 
-  constructor(plan: OutputPlan, spin?: number) {
+  /** `segment`: the writing segment's name, for errors. */
+  constructor(plan: OutputPlan, spin?: number, private readonly segment = '') {
     this.canForward = plan.forward;
     this.writer = new RingWriter(attachRing(plan.ring), { publishEvery: 64, spin });
     this.views = new RingViews(this.writer.bytes);
@@ -46,12 +47,18 @@ export class OutputPort {
 
   /** Writes `value`; resolves at once unless the ring is full. */
   write(value: unknown, seq: number): Promise<void> | void {
-    this.written++;
-    if (this.pending !== undefined && value === this.pending) {
-      this.pending = undefined;
-      this.writer.commit();  // filled in place: no copy
-      return;
+    if (this.pending !== undefined) {
+      if (value === this.pending) {
+        this.written++;
+        this.pending = undefined;
+        this.writer.commit();  // filled in place: no copy
+        return;
+      }
+      if (holds(value, this.pending)) throw nestedTensorError(this.segment);
+      // Claimed but not returned: the code sent something else instead.
+      this.dropPending();
     }
+    this.written++;
     if (tryEncode(this.writer, this.views, value, seq, this.shapes) >= 0) return;
     return encode(this.writer, this.views, value, seq, this.waitSpace).then(() => undefined);
   }
@@ -116,9 +123,9 @@ export class OutputPort {
   }
 
   /** An output tensor living in the ring (see SegmentContext.tensor). */
-  async tensor(shape: number[], dtype: DType, seq: number, segment: string): Promise<Tensor> {
+  async tensor(shape: number[], dtype: DType, seq: number): Promise<Tensor> {
     if (this.pending) {
-      throw new RingpipeError('ERR_TENSOR_PENDING', `segment '${segment}': ctx.tensor() was called again before the previous output tensor was returned or yielded`);
+      throw new RingpipeError('ERR_TENSOR_PENDING', `segment '${this.segment}': ctx.tensor() was called again before the previous output tensor was returned or yielded`);
     }
     const length = tensorLength(dtype, shape);
     let off = this.writer.claim(length, T_TENSOR, seq, 64);
@@ -159,4 +166,22 @@ export class OutputPort {
     this.dropPending();
     this.writer.close();
   }
+}
+
+/** True when `value` holds `tensor` inside an object or array (a few levels deep). */
+function holds(value: unknown, tensor: Tensor, depth = 0): boolean {
+  if (typeof value !== 'object' || value === null || depth > 4 || ArrayBuffer.isView(value)) return false;
+  for (const v of Array.isArray(value) ? value : Object.values(value)) {
+    if (v === tensor || v === tensor.data || holds(v, tensor, depth + 1)) return true;
+  }
+  return false;
+}
+
+function nestedTensorError(segment: string): RingpipeError {
+  return new RingpipeError(
+    'ERR_TENSOR_NESTED',
+    `segment '${segment}': a tensor from ctx.tensor() was sent inside an object or array. It lives in the output ring and is ` +
+      'handed on zero-copy only as the record itself: return (or yield) the tensor alone, and send what goes with it ' +
+      '(e.g. a label) on a second output stream; or build the record from arrays of your own (it is then copied).',
+  );
 }

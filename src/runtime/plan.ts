@@ -1,10 +1,14 @@
 // The plan of one replica: everything a runner needs, in a form that can be posted to a worker
 // thread (SharedArrayBuffers) or sent to a child process as JSON (shm names).
+import { inspect } from 'node:util';
 import type { RingDescriptor } from '../ring/ring.js';
 import type { SegmentKind } from '../segments/segment.js';
 
 export type Isolation = 'thread' | 'process' | 'local';
 export type OnErrorPolicy = 'fail' | 'skip';
+/** 'view': records are views into the ring, valid during the call; 'copy': owned copies. */
+export type RecordAccess = 'view' | 'copy';
+export type PoisonMode = 'off' | 'sole' | 'all';
 
 /** One ring a port reads, and this reader's cursor in it. */
 export interface InputRing {
@@ -45,6 +49,8 @@ export interface SegmentRef {
   isClass: boolean;
   options: unknown;
   onError: OnErrorPolicy | 'function';
+  /** What the code gets: views into the ring (zero-copy) or owned copies it may keep. */
+  records: RecordAccess;
 }
 
 export interface ReplicaPlan {
@@ -62,8 +68,12 @@ export interface ReplicaPlan {
   /** Where this replica's counters live: a stats ring-less region, and the slot in it. */
   stats: RingDescriptor;
   statsSlot: number;
-  /** Debug aid: overwrite released input records so a kept view shows garbage at once. */
-  poison: boolean;
+  /**
+   * Debug aid: overwrite released input records so a kept view shows garbage at once. 'sole': in
+   * rings this replica reads alone ('local' segments by default); 'all': in every ring (a
+   * poisoning run, where every reader takes part, see RingReader.lastHolder); 'off'.
+   */
+  poison: PoisonMode;
   /** Spin before parking: pointless (0) when every segment shares this thread ('local'). */
   spin: number | undefined;
 }
@@ -72,8 +82,11 @@ export interface ReplicaPlan {
 export type RunnerMessage =
   | { type: 'ready' }
   | { type: 'done'; result: unknown; skipped: SkippedRecord[]; skippedCount: number }
-  | { type: 'error'; error: SerializedError; index: number | null }
+  | { type: 'error'; error: SerializedError; index: number | null; during: SegmentPhase; record?: string }
   | { type: 'aborted' };
+
+/** Where a segment's code was when it failed. */
+export type SegmentPhase = 'load' | 'setup' | 'record' | 'produce' | 'teardown' | 'after-teardown';
 
 export interface SkippedRecord {
   segment: string;
@@ -87,6 +100,17 @@ export interface SerializedError {
   message: string;
   stack?: string;
   code?: string;
+}
+
+/** A record shortened for an error message: its shape and first values, at most `max` characters. */
+export function previewRecord(record: unknown, max = 300): string {
+  let text: string;
+  try {
+    text = inspect(record, { depth: 2, maxArrayLength: 8, maxStringLength: 80, breakLength: Infinity, compact: true });
+  } catch {
+    text = Object.prototype.toString.call(record);
+  }
+  return text.length > max ? `${text.slice(0, max - 3)}...` : text;
 }
 
 export function serializeError(e: unknown): SerializedError {

@@ -7,10 +7,11 @@ import { InputPort, EMPTY, END } from './input.js';
 import { OutputPort } from './output.js';
 import { attachStats } from './stats.js';
 import {
-  serializeError, STAT_BUSY, STAT_END, STAT_FORWARDED, STAT_IN, STAT_OUT, STAT_SKIPPED, STAT_START, STAT_WAIT_IN, STAT_WAIT_OUT,
-  type ReplicaPlan, type RunnerMessage, type SkippedRecord,
+  previewRecord, serializeError, STAT_BUSY, STAT_END, STAT_FORWARDED, STAT_IN, STAT_OUT, STAT_SKIPPED, STAT_START, STAT_WAIT_IN, STAT_WAIT_OUT,
+  type ReplicaPlan, type RunnerMessage, type SegmentPhase, type SkippedRecord,
 } from './plan.js';
 import type { DType, Tensor } from '../codec/types.js';
+import { copyRecord } from '../codec/copy.js';
 import type { ErrorDecision, SegmentContext } from '../segments/segment.js';
 
 type Fn = (...args: any[]) => any;
@@ -52,11 +53,11 @@ export async function runReplica(plan: ReplicaPlan, code: LoadedCode, send: Send
   stats[STAT_START] = Date.now();
   let firstLane = 0;
   const inputs = plan.inputs.map((p) => {
-    const port = new InputPort(p, plan.spin, firstLane);
+    const port = new InputPort(p, plan.spin, firstLane, plan.poison);
     firstLane += port.lanes;
     return port;
   });
-  const outputs = plan.outputs.map((p) => new OutputPort(p, plan.spin));
+  const outputs = plan.outputs.map((p) => new OutputPort(p, plan.spin, seg.name));
   if (outputs.length > 1) {
     const flushAll = () => {
       for (const o of outputs) o.flush();
@@ -108,7 +109,7 @@ export async function runReplica(plan: ReplicaPlan, code: LoadedCode, send: Send
     tensor: (shape: number[], dtype: DType = 'float32', port = 0): Promise<Tensor> => {
       const out = outputs[port];
       if (!out) throw new RangeError(`segment '${seg.name}' has no output port ${port}`);
-      return out.tensor(shape, dtype, plan.resequence ? outSeq : index, seg.name);
+      return out.tensor(shape, dtype, plan.resequence ? outSeq : index);
     },
   };
 
@@ -202,6 +203,10 @@ export async function runReplica(plan: ReplicaPlan, code: LoadedCode, send: Send
     return chain;
   };
 
+  // Where the code is, for the error report: the phase, and the record that failed.
+  let phase: SegmentPhase = 'setup';
+  let failed: { index: number; record: string } | undefined;
+
   /** Applies onError; returns normally to skip the record, throws to fail the run. */
   const onRecordError = (error: unknown, record: unknown) => {
     for (const o of outputs) o.dropPending();
@@ -209,20 +214,21 @@ export async function runReplica(plan: ReplicaPlan, code: LoadedCode, send: Send
     let decision: ErrorDecision = seg.onError === 'skip' ? 'skip' : 'fail';
     if (seg.onError === 'function' && code.onError) decision = code.onError(error, record, ctx);
     if (decision !== 'skip') {
-      (error as { ringpipeIndex?: number }).ringpipeIndex = index;
+      failed = { index, record: previewRecord(record) };
       throw error;
     }
     skippedCount++;
     if (skipped.length < MAX_SKIPPED_REPORTED) skipped.push({ segment: seg.name, replica: plan.replica, index, error: serializeError(error) });
   };
 
-  // A kept view now reads garbage at once, instead of being overwritten later, silently.
-  const poison = (port: InputPort) => plan.poison && port.poison();
+  // 'copy': the code gets owned records it may keep; by default views into the ring (no copy).
+  const take = seg.records === 'copy' ? (port: InputPort) => copyRecord(port.value()) : (port: InputPort) => port.value();
 
   let result: unknown;
   try {
     if (instance?.setup) await instance.setup(seg.options, ctx);
     send({ type: 'ready' });
+    phase = seg.kind === 'source' ? 'produce' : 'record';
     if (seg.kind === 'source' && go) {
       await go;
       stats[STAT_START] = Date.now();
@@ -254,7 +260,6 @@ export async function runReplica(plan: ReplicaPlan, code: LoadedCode, send: Send
       const records = async function* (): AsyncGenerator<unknown> {
         for (;;) {
           if (pendingRelease) {
-            poison(port);
             port.release();
             pendingRelease = false;
           }
@@ -268,7 +273,7 @@ export async function runReplica(plan: ReplicaPlan, code: LoadedCode, send: Send
           stats[STAT_IN]!++;
           index = port.seq;
           pendingRelease = true;
-          yield port.value();
+          yield take(port);
         }
       };
       for await (const v of run(records(), seg.options, ctx) as AsyncIterable<unknown>) {
@@ -280,7 +285,8 @@ export async function runReplica(plan: ReplicaPlan, code: LoadedCode, send: Send
       // Transform or sink with one input: the hot loop.
       const port = inputs[0]!;
       const withCtx = seg.kind === 'transform' || seg.kind === 'sink';
-      const canForward = outputs.some((o) => o.canForward);
+      // A copy handed to the code may be changed and returned: only a view is passed on by reference.
+      const canForward = seg.records !== 'copy' && outputs.some((o) => o.canForward);
       let n = 0, skipped = 0;
       for (;;) {
         const r = port.next();
@@ -296,7 +302,7 @@ export async function runReplica(plan: ReplicaPlan, code: LoadedCode, send: Send
           skipped = port.skipped;
           for (const o of outputs) o.watermark(index);
         }
-        const value = port.value();
+        const value = take(port);
         let out: unknown;
         let forwarded = false;
         try {
@@ -313,10 +319,7 @@ export async function runReplica(plan: ReplicaPlan, code: LoadedCode, send: Send
         } catch (e) {
           onRecordError(e, value);
         }
-        if (!forwarded) {
-          poison(port);
-          port.release();
-        }
+        if (!forwarded) port.release();
         stats[STAT_IN] = ++n;
         if ((n & 1023) === 0) updateStats();
         if (stopped) break;
@@ -334,7 +337,7 @@ export async function runReplica(plan: ReplicaPlan, code: LoadedCode, send: Send
               await waitInput(inputs[i]!);
               continue;
             }
-            values[i] = inputs[i]!.value();
+            values[i] = take(inputs[i]!);
             break;
           }
         }
@@ -350,10 +353,7 @@ export async function runReplica(plan: ReplicaPlan, code: LoadedCode, send: Send
         } catch (e) {
           onRecordError(e, values);
         }
-        for (const port of inputs) {
-          poison(port);
-          port.release();
-        }
+        for (const port of inputs) port.release();
         stats[STAT_IN] = ++n;
         if (stopped) break;
       }
@@ -362,6 +362,7 @@ export async function runReplica(plan: ReplicaPlan, code: LoadedCode, send: Send
     // need not wait for this replica's cursors any more.
     for (const port of inputs) port.detach();
 
+    phase = 'teardown';
     if (instance?.teardown) result = await instance.teardown(ctx);
     for (const port of inputs) port.flush();
     for (const o of outputs) o.close();
@@ -376,7 +377,11 @@ export async function runReplica(plan: ReplicaPlan, code: LoadedCode, send: Send
       send({ type: 'aborted' });
       return;
     }
-    const idx = (e as { ringpipeIndex?: number })?.ringpipeIndex;
-    send({ type: 'error', error: serializeError(e), index: idx ?? (seg.kind === 'source' ? null : index) });
+    const inRecords = phase === 'record' || phase === 'produce';
+    send({
+      type: 'error', error: serializeError(e), during: phase,
+      index: failed?.index ?? (inRecords ? (phase === 'produce' ? outSeq : index) : null),
+      ...(failed ? { record: failed.record } : {}),
+    });
   }
 }

@@ -10,6 +10,8 @@ import { Worker } from 'node:worker_threads';
 import { DEFAULT_CAPACITY, Ring } from '../ring/ring.js';
 import { unlinkRegion } from '../ring/region.js';
 import { layout as L } from '../native.js';
+import { InvalidArgumentError } from '../errors.js';
+import { copyRecord, holdsSharedMemory } from '../codec/copy.js';
 import { ABORT_GENERIC } from '../ring/wait.js';
 import type { Graph, GraphNode } from '../pipeline/graph.js';
 import type { Stream } from '../pipeline/stream.js';
@@ -30,7 +32,12 @@ export interface RunOptions {
   progressIntervalMs?: number;
   /** Stop cleanly on SIGINT (Ctrl-C) while running. Default true. */
   handleSigint?: boolean;
-  /** Overwrite released input records (debug aid for views kept past their call). Default: on for 'local' segments. */
+  /**
+   * Overwrite released input records with garbage, so a view kept past its call shows at once
+   * (a debug aid for test suites). Records are then passed on by copy, never by reference, so
+   * every released record can be overwritten. Default: the environment variable RINGPIPE_POISON
+   * (`1` on, `0` off), else on for 'local' segments only.
+   */
   poisonReleased?: boolean;
 }
 
@@ -117,6 +124,7 @@ export async function execute(graph: Graph, options: RunOptions): Promise<RunRes
   const stats = createStatsRegion(totalReplicas, anyProcess);
   const started = Date.now();
 
+  const poisonAsked = options.poisonReleased ?? poisonFromEnv();
   try {
     // Rings: one per (writer segment, output port, replica), a cursor per reading replica.
     nodes.forEach((w, wi) => {
@@ -135,7 +143,7 @@ export async function execute(graph: Graph, options: RunOptions): Promise<RunRes
     // Forwarding by reference needs every reader of the output to map the writer's input rings:
     // shared (cross-process) rings always; private ones only when nobody involved is a process.
     const canForward = (w: GraphNode, st: Stream): boolean => {
-      if (w.segment.kind !== 'transform') return false;
+      if (w.segment.kind !== 'transform' || poisonAsked) return false;
       const inputsShared = w.inputs.every((s) =>
         writersOf.get(s)!.every((u) => {
           const ui = nodes.indexOf(u), p = u.outputs.indexOf(s);
@@ -191,6 +199,7 @@ export async function execute(graph: Graph, options: RunOptions): Promise<RunRes
             isClass: n.segment.isClass,
             options: n.segment.options,
             onError: typeof n.options.onError === 'function' ? 'function' : (n.options.onError ?? 'fail'),
+            records: n.options.records ?? 'view',
           },
           onErrorRef: n.onErrorRef,
           segmentIndex: ni,
@@ -201,7 +210,7 @@ export async function execute(graph: Graph, options: RunOptions): Promise<RunRes
           resequence: seq,
           stats: stats.descriptor,
           statsSlot: statsSlot++,
-          poison: options.poisonReleased ?? n.options.isolation === 'local',
+          poison: poisonAsked === undefined ? (n.options.isolation === 'local' ? 'sole' : 'off') : poisonAsked ? 'all' : 'off',
           spin: n.options.isolation === 'local' ? 0 : undefined,
         };
         replicas.push({ node: n, plan, done: false });
@@ -213,6 +222,14 @@ export async function execute(graph: Graph, options: RunOptions): Promise<RunRes
     for (const r of rings) r.close();
     unlinkRegion(stats.name);
   }
+}
+
+/** RINGPIPE_POISON: '1' poisons released records in every segment, '0' in none; unset: undefined. */
+function poisonFromEnv(): boolean | undefined {
+  const v = process.env.RINGPIPE_POISON;
+  if (v === undefined || v === '') return undefined;
+  if (v === '1' || v === '0') return v === '1';
+  throw new InvalidArgumentError(`the environment variable RINGPIPE_POISON must be 1 or 0, got '${v}'`);
 }
 
 function snapshot(graph: Graph, replicas: Replica[], rings: Ring[], view: Float64Array, started: number): Progress {
@@ -332,11 +349,13 @@ async function supervise(graph: Graph, replicas: Replica[], rings: Ring[], view:
   const onMessage = (r: Replica, m: RunnerMessage) => {
     if (m.type === 'ready') return readied(r);
     if (m.type === 'done') {
-      results[r.node.segment.name]![r.plan.replica] = m.result;
+      // A thread's postMessage shares SharedArrayBuffers: a result holding views of a ring (kept
+      // past their call, so already reused) must not alias ring memory after the run.
+      results[r.node.segment.name]![r.plan.replica] = holdsSharedMemory(m.result) ? copyRecord(m.result) : m.result;
       skipped.push(...m.skipped);
       skippedCount += m.skippedCount;
     } else if (m.type === 'error') {
-      fail(new SegmentError(r.node.segment.name, r.plan.replica, m.index, m.error));
+      fail(new SegmentError(r.node.segment.name, r.plan.replica, m.index, m.error, m.during, m.record));
     }
     if (r.node.options.isolation === 'local') finished(r);
   };

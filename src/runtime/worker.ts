@@ -12,7 +12,7 @@ async function main(plan: ReplicaPlan, send: (m: RunnerMessage) => void, go: Pro
   try {
     code = await loadCode(plan);
   } catch (e) {
-    send({ type: 'error', error: serializeError(e), index: null });
+    send({ type: 'error', error: serializeError(e), index: null, during: 'load' });
     return;
   }
   await runReplica(plan, code, send, go);

@@ -3,6 +3,7 @@
 import { InvalidArgumentError } from '../errors.js';
 import { dtypeOf, elementCount, isTensor, type Tensor, type TypedArray } from '../codec/types.js';
 import { Regulator, type SegmentContext } from './segment.js';
+import { copyRecord, holdsSharedMemory } from '../codec/copy.js';
 
 export interface BatchOptions {
   /** Records per batch. */
@@ -34,7 +35,8 @@ export async function* batchRegulator(records: AsyncIterable<unknown>, options: 
         filled = 0;
       }
     } else {
-      values.push(r);
+      // Held across records: a view inside it (a tensor in { x, y }) must not outlive its record.
+      values.push(holdsSharedMemory(r) ? copyRecord(r) : r);
       if (values.length === n) {
         yield values;
         values = [];
