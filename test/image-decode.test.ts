@@ -365,14 +365,17 @@ describe('preprocess: bad input', () => {
       await expect(preprocess(f('noperm.jpg'), { size: 8 })).rejects.toMatchObject({ code: 'ERR_IMAGE_DECODE', reason: 'permission denied' });
       return;
     }
-    // Root reads anything: check as user `nobody` in a child process instead.
+    // Root reads anything: check as user `nobody` in a child process instead. The child loads the
+    // code (and sharp, by decoding a readable image) as root, then drops to `nobody`: the checkout
+    // may live where `nobody` cannot go (a mode-0700 folder), and only the image must be unreadable.
     await chmod(dir, 0o755);
     const childTmp = f('child-tmp');
     await mkdir(childTmp, { mode: 0o777 });
     await chmod(childTmp, 0o777);
     const script = [
-      'process.setgid(65534); process.setuid(65534);',
       `const { preprocess } = await import(${JSON.stringify(new URL('../src/image/decode.ts', import.meta.url).href)});`,
+      `await preprocess(${JSON.stringify(f('noise.jpg'))}, { size: 8 });`,
+      'process.setgid(65534); process.setuid(65534);',
       `try { await preprocess(${JSON.stringify(f('noperm.jpg'))}, { size: 8 }); console.log('{"ok":true}'); }`,
       'catch (e) { console.log(JSON.stringify({ name: e.name, code: e.code, reason: e.reason })); }',
     ].join('\n');
