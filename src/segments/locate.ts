@@ -1,7 +1,7 @@
 // Finding a segment's code by module and export name, so workers can import it. Checked before
 // the run starts: a closure over local state cannot reach a worker, and says so here.
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { existsSync, readFileSync, realpathSync } from 'node:fs';
+import { dirname, join, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { init, parse } from 'es-module-lexer';
 import { RingpipeError } from '../errors.js';
@@ -14,8 +14,21 @@ export interface Locatable {
   exportName: string | undefined;
 }
 
-/** ringpipe's own folder (src/ or dist/): frames in it are not the user's. */
-const ownDir = dirname(dirname(fileURLToPath(import.meta.url)));
+/**
+ * ringpipe's own code, which is never where a segment was declared: both src/ and dist/ of the
+ * package (a frame shows src/ when source maps are on: tsx, --enable-source-maps), by the path
+ * it was loaded from and by its real path (a linked install: npm link, file:, workspaces).
+ */
+const ownDirs = (() => {
+  const root = dirname(dirname(dirname(fileURLToPath(import.meta.url))));
+  const roots = new Set([root]);
+  try {
+    roots.add(realpathSync(root));
+  } catch {
+    // Gone or unreadable: the path it was loaded from is enough.
+  }
+  return [...roots].flatMap((r) => [join(r, 'src') + sep, join(r, 'dist') + sep]);
+})();
 
 /** The file of the first stack frame outside ringpipe: where a segment was declared. */
 export function callerFile(): string | undefined {
@@ -24,7 +37,7 @@ export function callerFile(): string | undefined {
     const m = /\(?((?:file:\/\/)?\/[^():]+):\d+:\d+\)?\s*$/.exec(line);
     if (!m) continue;
     const path = m[1]!.startsWith('file://') ? fileURLToPath(m[1]!) : m[1]!;
-    if (!path.startsWith(ownDir + '/') && !path.includes('/node_modules/')) return path;
+    if (!ownDirs.some((d) => path.startsWith(d)) && !path.includes('/node_modules/')) return path;
   }
   return undefined;
 }
@@ -41,7 +54,7 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
 /** Resolves `./x.js` as TypeScript does: the .ts file when only it exists. */
 function resolveLocal(spec: string, from: string): string | undefined {
   if (!spec.startsWith('.') && !spec.startsWith('/') && !spec.startsWith('file:')) return undefined;
-  const path = spec.startsWith('file:') ? fileURLToPath(spec) : new URL(spec, pathToFileURL(from)).pathname;
+  const path = fileURLToPath(spec.startsWith('file:') ? spec : new URL(spec, pathToFileURL(from)));
   for (const candidate of [path, path.replace(/\.js$/, '.ts'), path.replace(/\.mjs$/, '.mts'), path + '.ts', path + '.js']) {
     if (existsSync(candidate) && !candidate.endsWith('/')) return candidate;
   }
