@@ -1,4 +1,5 @@
 // The `ringpipe` commands, run in this process: output formats and exit codes.
+import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -245,12 +246,12 @@ describe('init', () => {
     const dir = join(p.dir, 'new-project');
     const r = await cli(['init', dir]);
     expect(r.code).toBe(0);
-    const files = exampleProject('./pipeline.schema.json');
+    const files = exampleProject('./pipeline.schema.json', `file:${ROOT}`);
     for (const [rel, text] of Object.entries(files)) expect(readFileSync(join(dir, rel), 'utf8')).toBe(text);
     expect(readFileSync(join(dir, 'pipeline.schema.json'), 'utf8')).toBe(readFileSync(join(ROOT, 'schema', 'pipeline.schema.json'), 'utf8'));
     // the checked-in example is what init writes (but for the schema reference)
     const example = join(ROOT, 'examples', 'json-pipeline');
-    for (const [rel, text] of Object.entries(exampleProject('../../schema/pipeline.schema.json'))) {
+    for (const [rel, text] of Object.entries(exampleProject('../../schema/pipeline.schema.json', 'file:../..'))) {
       expect(readFileSync(join(example, rel), 'utf8'), relative(ROOT, join(example, rel))).toBe(text);
     }
     expect((await cli(['init', dir])).code).toBe(2); // would overwrite
@@ -261,6 +262,33 @@ describe('init', () => {
     const res = parseJsonOutput((await cli(['results', join(dir, 'pipeline.json'), '--json'])).stdout).results;
     expect(res).toHaveLength(4);
     for (const x of res) expect(x.metadata.mse).toBeLessThan(0.1);
+  });
+
+  it('makes a project that runs standalone: npm install, then npm start and npm run results', async () => {
+    const p = makeProject({});
+    const dir = join(p.dir, 'standalone project');
+    expect((await cli(['init', dir])).code).toBe(0);
+    expect(JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')).dependencies).toEqual({ ringpipe: `file:${ROOT}` });
+    const sh = (args: string[]) => spawnSync('npm', args, { cwd: dir, encoding: 'utf8', timeout: 120_000, env: { ...process.env, npm_config_audit: 'false', npm_config_fund: 'false' } });
+    const install = sh(['install', '--offline', '--ignore-scripts', '--loglevel=error']);
+    expect(install.status, install.stderr).toBe(0);
+    const start = sh(['start']);
+    expect(start.status, start.stderr).toBe(0);
+    const results = sh(['run', 'results', '--', '--json']);
+    expect(results.status, results.stderr).toBe(0);
+    expect(parseJsonOutput(results.stdout.slice(results.stdout.indexOf('{'))).results).toHaveLength(4);
+  });
+});
+
+describe('graph', () => {
+  it('--dot is --format dot', async () => {
+    const p = makeProject({});
+    const dir = join(p.dir, 'g');
+    await cli(['init', dir]);
+    const dot = await cli(['graph', join(dir, 'pipeline.json'), '--dot']);
+    expect(dot.code).toBe(0);
+    expect(dot.stdout).toMatch(/^digraph/m);
+    expect((await cli(['graph', join(dir, 'pipeline.json'), '--format', 'dot'])).stdout).toBe(dot.stdout);
   });
 });
 

@@ -86,10 +86,13 @@ export async function runCli(argv: string[], io: Io, signal: AbortSignal = new A
     .description('print the pipeline graph as Mermaid (default) or Graphviz DOT')
     .argument('<file>', 'pipeline file (JSON)')
     .addOption(new Option('--format <format>', 'output format').choices(['mermaid', 'dot']).default('mermaid'))
+    .addOption(new Option('--dot', 'the same as --format dot').conflicts('mermaid'))
+    .addOption(new Option('--mermaid', 'the same as --format mermaid'))
     .option('--branches', 'one node per grid branch instead of one per item')
     .addOption(setOption())
-    .action(async (file: string, opts: { set: string[]; format: string; branches?: boolean }) => {
-      code = await graphCommand(file, opts, io);
+    .action(async (file: string, opts: { set: string[]; format: string; dot?: boolean; mermaid?: boolean; branches?: boolean }) => {
+      const format = opts.dot ? 'dot' : opts.mermaid ? 'mermaid' : opts.format;
+      code = await graphCommand(file, { ...opts, format }, io);
     });
 
   program

@@ -93,16 +93,22 @@ export function mulberry32(seed) {
 }
 `;
 
-export const PACKAGE_JSON = `{
+/** package.json: depends on ringpipe (`ringpipeSpec`: a version range or a `file:` path), whose `ringpipe` command its scripts call. */
+export function packageJson(ringpipeSpec: string): string {
+  return `{
   "name": "ringpipe-example",
   "private": true,
   "type": "module",
   "scripts": {
     "start": "ringpipe run pipeline.json",
     "results": "ringpipe results pipeline.json"
+  },
+  "dependencies": {
+    "ringpipe": ${JSON.stringify(ringpipeSpec)}
   }
 }
 `;
+}
 
 export const GITIGNORE = `.ringpipe/
 `;
@@ -111,8 +117,14 @@ export const README = `# A ringpipe JSON pipeline
 
 \`pipeline.json\` describes the pipeline; \`steps.js\` holds its functions.
 
+    npm install                         # ringpipe, from package.json
+    npm start                           # = npx ringpipe run pipeline.json
+    npx ringpipe validate pipeline.json # check it
+
+With ringpipe on your PATH (\`npm install -g ringpipe\`, or \`npx ringpipe\`):
+
     ringpipe validate pipeline.json     # check it
-    ringpipe graph pipeline.json        # draw it (Mermaid; --format dot for Graphviz)
+    ringpipe graph pipeline.json        # draw it (Mermaid; --dot for Graphviz)
     ringpipe run pipeline.json          # run it; a second run loads every stage from the cache
     ringpipe results pipeline.json      # each branch of the grid with its loss and mse
     ringpipe run pipeline.json --set sweep.learning_rate=[0.1]   # try other values
@@ -175,12 +187,12 @@ export function dataFiles(files = 4, perFile = 32): Record<string, string> {
 }
 
 /** Every file of the example project, by relative path. */
-export function exampleProject(schemaRef: string): Record<string, string> {
+export function exampleProject(schemaRef: string, ringpipeSpec: string): Record<string, string> {
   return {
     'pipeline.json': pipelineJson(schemaRef),
     'steps.js': STEPS_JS,
     'lib/math.js': MATH_JS,
-    'package.json': PACKAGE_JSON,
+    'package.json': packageJson(ringpipeSpec),
     '.gitignore': GITIGNORE,
     'README.md': README,
     ...dataFiles(),

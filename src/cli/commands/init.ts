@@ -2,8 +2,8 @@
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { copyFile, mkdir, writeFile } from 'node:fs/promises';
-import { dirname, join, relative, resolve } from 'node:path';
-import { packageRoot } from '../../cache/package-root.js';
+import { dirname, join, relative, resolve, sep } from 'node:path';
+import { packageRoot, packageVersion } from '../../cache/package-root.js';
 import { pipelineSchemaPath } from '../../config/schema.js';
 import { UsageError } from '../errors.js';
 import { line, type Io } from '../format.js';
@@ -12,7 +12,7 @@ import { exampleProject } from '../templates.js';
 /** `ringpipe init DIR`: writes a runnable example project. */
 export async function initCommand(dir: string, opts: { force?: boolean }, io: Io): Promise<number> {
   const root = resolve(dir);
-  const files = exampleProject('./pipeline.schema.json');
+  const files = exampleProject('./pipeline.schema.json', ringpipeDependency());
   const clashes = [...Object.keys(files), 'pipeline.schema.json'].filter((f) => existsSync(join(root, f)));
   if (clashes.length && !opts.force) {
     throw new UsageError(`${root} already has ${clashes.join(', ')}; use --force to overwrite`);
@@ -26,9 +26,19 @@ export async function initCommand(dir: string, opts: { force?: boolean }, io: Io
   const shown = relative(process.cwd(), root) || '.';
   line(io.out, `created an example pipeline in ${shown}:`);
   line(io.out, `  cd ${shown}`);
-  line(io.out, '  ringpipe run pipeline.json');
-  line(io.out, '  ringpipe results pipeline.json');
+  line(io.out, '  npm install               # ringpipe, from package.json');
+  line(io.out, '  npm start                 # ringpipe run pipeline.json');
+  line(io.out, '  npm run results           # ringpipe results pipeline.json');
   return 0;
+}
+
+/**
+ * How the new project depends on ringpipe: the version range of an installed package, or this
+ * checkout's folder (`file:`) when ringpipe runs from one (a version would fetch from the registry).
+ */
+function ringpipeDependency(): string {
+  const root = packageRoot();
+  return root.split(sep).includes('node_modules') ? `^${packageVersion()}` : `file:${root}`;
 }
 
 /** The benchmark suites of a ringpipe checkout (bench/suites/*.ts), or undefined when not in one. */
