@@ -380,7 +380,7 @@ Napi::Object Layout(Napi::Env env) {
   set("magic", kMagic); set("version", kVersion); set("line", kLine);
   set("maxWriters", kMaxWriters); set("maxReaders", kMaxReaders);
   set("recordHeader", kRecordHeader); set("recordAlign", kRecordAlign); set("typePad", kTypePad);
-  set("flagMultiProducer", kFlagMultiProducer); set("flagCrossProcess", kFlagCrossProcess);
+  set("flagMultiProducer", kFlagMultiProducer); set("flagCrossProcess", kFlagCrossProcess); set("flagSupervised", kFlagSupervised);
   set("stateOpen", kStateOpen); set("stateClosed", kStateClosed); set("stateAborted", kStateAborted);
   set("offMagic", kOffMagic); set("offVersion", kOffVersion); set("offCapacity", kOffCapacity);
   set("offFlags", kOffFlags); set("offReaderSlots", kOffReaderSlots); set("offDataOffset", kOffDataOffset);

@@ -67,6 +67,9 @@ constexpr uint32_t kTypePad = 0;
 // Flags (line 0).
 constexpr uint32_t kFlagMultiProducer = 1;
 constexpr uint32_t kFlagCrossProcess = 2;  // waits use futexes, not Atomics.wait
+// The creating process watches every peer (ringpipe's supervisor): a waiter that finds a peer
+// dead leaves the decision to it (fail the run, or drop a dead reader's cursor) while it lives.
+constexpr uint32_t kFlagSupervised = 4;
 
 // States (line 1).
 constexpr uint32_t kStateOpen = 0;

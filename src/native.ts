@@ -8,7 +8,7 @@ import { NativeLoadError } from './errors.js';
 export interface Layout {
   magic: number; version: number; line: number; maxWriters: number; maxReaders: number;
   recordHeader: number; recordAlign: number; typePad: number;
-  flagMultiProducer: number; flagCrossProcess: number;
+  flagMultiProducer: number; flagCrossProcess: number; flagSupervised: number;
   stateOpen: number; stateClosed: number; stateAborted: number;
   offMagic: number; offVersion: number; offCapacity: number; offFlags: number; offReaderSlots: number;
   offDataOffset: number; offState: number; offWritersOpen: number; offAbortCode: number; offCreatorPid: number;

@@ -52,6 +52,30 @@ function rebuild(e: SerializedError): Error & { code?: string } {
   return out;
 }
 
+/** A call into a segment's code took longer than its `recordTimeoutMs`. */
+export class RecordTimeoutError extends RingpipeError {
+  constructor(readonly segment: string, readonly replica: number, readonly index: number, readonly timeoutMs: number, kind: string) {
+    super(
+      'ERR_RECORD_TIMEOUT',
+      `segment '${segment}' (replica ${replica}) ${kind === 'source' ? `took longer than ${timeoutMs} ms producing record ${index}` : `spent longer than ${timeoutMs} ms on record ${index}`} (recordTimeoutMs)`,
+    );
+  }
+}
+
+/**
+ * A replica's event loop emptied while its code was not done: it awaits a promise that nothing can
+ * settle any more (no timer, I/O or ring wait is left). Reported at once instead of a hang.
+ */
+export class SegmentStalledError extends RingpipeError {
+  constructor(readonly segment: string, readonly replica: number, readonly index: number | null, readonly during: SegmentPhase) {
+    super(
+      'ERR_SEGMENT_STALLED',
+      `segment '${segment}' (replica ${replica}) stalled ${during === 'record' ? `on record ${index}` : during === 'produce' ? `producing record ${index}` : `in ${during}`}: ` +
+        'its code awaits a promise that nothing will ever settle (its event loop has nothing left to run)',
+    );
+  }
+}
+
 /** A worker thread or process died (crash, signal, out of memory) before finishing. */
 export class SegmentCrashError extends RingpipeError {
   constructor(readonly segment: string, readonly replica: number, how: string) {

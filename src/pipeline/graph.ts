@@ -40,6 +40,13 @@ export interface NodeOptions {
    * owned copies (see copyRecord) that the code may keep, e.g. a sink collecting records.
    */
   records?: 'view' | 'copy';
+  /**
+   * Fail the run with ERR_RECORD_TIMEOUT when one call into the segment's code (a record, or a
+   * source producing one) takes longer than this (ms; checked a few times a second). Not for
+   * regulators (their calls wait for input). Default: no limit; calls over 10 s are listed in the
+   * progress's `stuck` either way.
+   */
+  recordTimeoutMs?: number;
 }
 
 export interface GraphNodeOptions extends NodeOptions {
@@ -78,6 +85,12 @@ export class Graph {
     }
     if (options.onCrash === 'continue' && segment.kind !== 'sink') {
       throw new InvalidArgumentError(`segment '${segment.name}': onCrash 'continue' is for sinks (a dead ${segment.kind} would leave its readers without an end)`);
+    }
+    if (options.recordTimeoutMs !== undefined) {
+      if (typeof options.recordTimeoutMs !== 'number' || !(options.recordTimeoutMs > 0)) {
+        throw new InvalidArgumentError(`segment '${segment.name}': recordTimeoutMs must be a positive number of milliseconds, got ${String(options.recordTimeoutMs)}`);
+      }
+      if (segment.kind === 'regulator') throw new InvalidArgumentError(`segment '${segment.name}': recordTimeoutMs is not for regulators (their calls wait for input)`);
     }
     if (options.records !== undefined && !['view', 'copy'].includes(options.records)) {
       throw new InvalidArgumentError(`segment '${segment.name}': records must be 'view' or 'copy', got '${String(options.records)}'`);

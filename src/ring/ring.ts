@@ -16,6 +16,12 @@ export interface RingOptions {
   multiProducer?: boolean;
   /** Named shared memory other processes can open; waits then use futexes. Default false. */
   crossProcess?: boolean;
+  /**
+   * This process watches every peer and handles their deaths (as ringpipe's supervisor does): a
+   * waiter that finds a peer dead aborts the ring only once this process is gone too. Default
+   * false: a waiter aborts with ERR_PEER_DEAD when every peer on the other side is dead.
+   */
+  supervised?: boolean;
 }
 
 /** What a thread or process needs to attach to a ring: the buffer (threads) or the shm name. */
@@ -44,6 +50,10 @@ export class RingMemory {
   readonly readerSlots: number;
   readonly crossProcess: boolean;
   readonly multiProducer: boolean;
+  /** Peer deaths are the creating process's to handle (RingOptions.supervised). */
+  readonly supervised: boolean;
+  /** The process that created the ring. */
+  readonly creatorPid: number;
 
   constructor(buffer: SharedArrayBuffer, name = '') {
     this.buffer = buffer;
@@ -61,6 +71,8 @@ export class RingMemory {
     this.readerSlots = this.u32[L.offReaderSlots >> 2]!;
     this.crossProcess = (this.flags & L.flagCrossProcess) !== 0;
     this.multiProducer = (this.flags & L.flagMultiProducer) !== 0;
+    this.supervised = (this.flags & L.flagSupervised) !== 0;
+    this.creatorPid = this.u32[L.offCreatorPid >> 2]!;
   }
 
   get descriptor(): RingDescriptor {
@@ -147,7 +159,8 @@ export class Ring extends RingMemory {
     const dataOffset = Math.ceil((L.offReaders + readers * L.line) / 64) * 64;
     const region = createRegion(dataOffset + capacity, options.crossProcess ?? false);
     const flags =
-      (options.multiProducer || writers > 1 ? L.flagMultiProducer : 0) | (options.crossProcess ? L.flagCrossProcess : 0);
+      (options.multiProducer || writers > 1 ? L.flagMultiProducer : 0) | (options.crossProcess ? L.flagCrossProcess : 0) |
+      (options.supervised ? L.flagSupervised : 0);
     native.initRing(region.buffer, capacity, readers, flags, writers);
     return new Ring(region.buffer, region.name);
   }

@@ -65,15 +65,23 @@ function alive(pid: number): boolean {
   }
 }
 
-/** Throws when the ring is aborted, or aborts it when every peer process in `pids()` is gone. */
+/**
+ * Throws when the ring is aborted, or aborts it when the other side can no longer move: every
+ * peer process in `pids()` is gone (one in this process, e.g. a thread, is alive as this one is).
+ * A supervised ring leaves that to its creator while the creator lives: it may drop a dead
+ * reader's cursor and let the others go on, which an abort here would pre-empt.
+ */
 function checkPeers(mem: RingMemory, pids: () => number[]): void {
   if (mem.state() === L.stateAborted) throw abortedError(mem);
   if (!mem.crossProcess) return;  // threads of one process: the supervisor watches them
-  const others = pids().filter((p) => p !== process.pid);
-  if (others.length && !others.some(alive)) {
-    mem.abort(ABORT_PEER_DEAD);
-    throw abortedError(mem);
+  if (mem.supervised) {
+    if (mem.creatorPid === process.pid || alive(mem.creatorPid)) return;
+  } else {
+    const peers = pids();
+    if (peers.length === 0 || peers.includes(process.pid) || peers.some(alive)) return;
   }
+  mem.abort(ABORT_PEER_DEAD);
+  throw abortedError(mem);
 }
 
 /** How long the next sleep may last; throws when the ring was aborted or the wait timed out. */

@@ -76,14 +76,18 @@ export interface ReplicaPlan {
   poison: PoisonMode;
   /** Spin before parking: pointless (0) when every segment shares this thread ('local'). */
   spin: number | undefined;
+  /** After teardown, how long callbacks the code left pending may run before the replica is stopped (ms). */
+  settleTimeoutMs: number;
 }
 
 /** Messages from a runner to the supervisor. */
 export type RunnerMessage =
   | { type: 'ready' }
-  | { type: 'done'; result: unknown; skipped: SkippedRecord[]; skippedCount: number }
+  | { type: 'done'; result: unknown; skipped: SkippedRecord[]; skippedCount: number; lingering?: string[] }
   | { type: 'error'; error: SerializedError; index: number | null; during: SegmentPhase; record?: string }
-  | { type: 'aborted' };
+  | { type: 'aborted' }
+  /** The replica's event loop emptied while its code was not done: it awaits what nothing will settle. */
+  | { type: 'stalled'; during: SegmentPhase; index: number };
 
 /** Where a segment's code was when it failed. */
 export type SegmentPhase = 'load' | 'setup' | 'record' | 'produce' | 'teardown' | 'after-teardown';
@@ -118,6 +122,10 @@ export function serializeError(e: unknown): SerializedError {
   return { name: 'Error', message: String(e) };
 }
 
-/** Per-replica counters (Float64 slots in the stats region). */
-export const STAT_IN = 0, STAT_OUT = 1, STAT_WAIT_IN = 2, STAT_WAIT_OUT = 3, STAT_START = 4, STAT_END = 5, STAT_SKIPPED = 6, STAT_BUSY = 7, STAT_FORWARDED = 8;
-export const STAT_SLOTS = 9;
+/**
+ * Per-replica counters (Float64 slots in the stats region). STAT_CALL is the record whose call is
+ * in the segment's code (its index + 1; 0 between calls): the supervisor's watchdog sees a call
+ * that does not return from it and STAT_IN standing still, with no clock read per record.
+ */
+export const STAT_IN = 0, STAT_OUT = 1, STAT_WAIT_IN = 2, STAT_WAIT_OUT = 3, STAT_START = 4, STAT_END = 5, STAT_SKIPPED = 6, STAT_BUSY = 7, STAT_FORWARDED = 8, STAT_CALL = 9;
+export const STAT_SLOTS = 10;

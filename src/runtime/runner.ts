@@ -7,7 +7,7 @@ import { InputPort, EMPTY, END } from './input.js';
 import { OutputPort } from './output.js';
 import { attachStats } from './stats.js';
 import {
-  previewRecord, serializeError, STAT_BUSY, STAT_END, STAT_FORWARDED, STAT_IN, STAT_OUT, STAT_SKIPPED, STAT_START, STAT_WAIT_IN, STAT_WAIT_OUT,
+  previewRecord, serializeError, STAT_BUSY, STAT_CALL, STAT_END, STAT_FORWARDED, STAT_IN, STAT_OUT, STAT_SKIPPED, STAT_START, STAT_WAIT_IN, STAT_WAIT_OUT,
   type ReplicaPlan, type RunnerMessage, type SegmentPhase, type SkippedRecord,
 } from './plan.js';
 import type { DType, Tensor } from '../codec/types.js';
@@ -18,6 +18,13 @@ type Fn = (...args: any[]) => any;
 
 /** How a runner talks to its supervisor. */
 export type Send = (message: RunnerMessage) => void;
+
+/** Where a replica's code is, for errors raised outside its calls (a callback, a rejected promise). */
+export interface ReplicaStatus {
+  phase: SegmentPhase | 'done';
+  /** The record being processed, or (sources) produced. */
+  index: number;
+}
 
 const MAX_SKIPPED_REPORTED = 1000;
 
@@ -47,7 +54,7 @@ class AbortedRun extends Error {}
  * sources wait for it, so the stream starts when every stage can take it (as a benchmark's peer
  * starts on 'go'), and a source's running time is the stream's.
  */
-export async function runReplica(plan: ReplicaPlan, code: LoadedCode, send: Send, go?: Promise<void>): Promise<void> {
+export async function runReplica(plan: ReplicaPlan, code: LoadedCode, send: Send, go?: Promise<void>, watch?: { status?: () => ReplicaStatus }): Promise<void> {
   const seg = plan.segment;
   const stats = attachStats(plan.stats, plan.statsSlot);
   stats[STAT_START] = Date.now();
@@ -204,8 +211,9 @@ export async function runReplica(plan: ReplicaPlan, code: LoadedCode, send: Send
   };
 
   // Where the code is, for the error report: the phase, and the record that failed.
-  let phase: SegmentPhase = 'setup';
+  let phase: SegmentPhase | 'done' = 'setup';
   let failed: { index: number; record: string } | undefined;
+  if (watch) watch.status = () => ({ phase, index: phase === 'produce' ? outSeq : index });
 
   /** Applies onError; returns normally to skip the record, throws to fail the run. */
   const onRecordError = (error: unknown, record: unknown) => {
@@ -237,18 +245,34 @@ export async function runReplica(plan: ReplicaPlan, code: LoadedCode, send: Send
     if (seg.kind === 'source') {
       const iterable = instance ? instance.run(ctx) : run(seg.options, ctx);
       if (iterable && typeof iterable[Symbol.iterator] === 'function' && typeof iterable.next === 'function' && !(Symbol.asyncIterator in iterable)) {
-        for (const v of iterable as Iterable<unknown>) {
+        const it = iterable as Iterator<unknown>;
+        for (;;) {
+          stats[STAT_CALL] = outSeq + 1;
+          const step = it.next();
+          stats[STAT_CALL] = 0;
+          if (step.done) break;
           index = outSeq;
-          const p = emit(v, outSeq);
+          const p = emit(step.value, outSeq);
           if (p) await p;
-          if (stopped) break;
+          if (stopped) {
+            it.return?.();
+            break;
+          }
         }
       } else if (iterable && typeof iterable[Symbol.asyncIterator] === 'function') {
-        for await (const v of iterable as AsyncIterable<unknown>) {
+        const it = (iterable as AsyncIterable<unknown>)[Symbol.asyncIterator]();
+        for (;;) {
+          stats[STAT_CALL] = outSeq + 1;
+          const step = await it.next();
+          stats[STAT_CALL] = 0;
+          if (step.done) break;
           index = outSeq;
-          const p = emit(v, outSeq);
+          const p = emit(step.value, outSeq);
           if (p) await p;
-          if (stopped) break;
+          if (stopped) {
+            await it.return?.();
+            break;
+          }
           flushSoon();
         }
       } else {
@@ -306,11 +330,13 @@ export async function runReplica(plan: ReplicaPlan, code: LoadedCode, send: Send
         let out: unknown;
         let forwarded = false;
         try {
+          stats[STAT_CALL] = index + 1;
           out = withCtx ? run(value, ctx) : run(value);
           if (out instanceof Promise) {
             flushSoon();
             out = await out;
           }
+          stats[STAT_CALL] = 0;
           if (canForward) forwarded = await tryForward(port, value, out, plan.resequence ? outSeq : index);
           if (!forwarded) {
             const p = emit(out, plan.resequence ? outSeq : index);
@@ -343,11 +369,13 @@ export async function runReplica(plan: ReplicaPlan, code: LoadedCode, send: Send
         }
         index = outSeq;
         try {
+          stats[STAT_CALL] = index + 1;
           let out = run(...values, ctx);
           if (out instanceof Promise) {
             flushSoon();
             out = await out;
           }
+          stats[STAT_CALL] = 0;
           const p = emit(out, outSeq);
           if (p) await p;
         } catch (e) {
@@ -369,8 +397,10 @@ export async function runReplica(plan: ReplicaPlan, code: LoadedCode, send: Send
     updateStats();
     stats[STAT_END] = Date.now();
     stats[STAT_BUSY] = stats[STAT_END]! - stats[STAT_START]! - waitInMs - (stats[STAT_WAIT_OUT] ?? 0);
+    phase = 'done';
     send({ type: 'done', result, skipped, skippedCount });
   } catch (e) {
+    stats[STAT_CALL] = 0;
     updateStats();
     stats[STAT_END] = Date.now();
     if ((e as { code?: string })?.code === 'ERR_RING_ABORTED' || (e as { code?: string })?.code === 'ERR_PEER_DEAD') {
@@ -379,7 +409,7 @@ export async function runReplica(plan: ReplicaPlan, code: LoadedCode, send: Send
     }
     const inRecords = phase === 'record' || phase === 'produce';
     send({
-      type: 'error', error: serializeError(e), during: phase,
+      type: 'error', error: serializeError(e), during: phase === 'done' ? 'after-teardown' : phase,
       index: failed?.index ?? (inRecords ? (phase === 'produce' ? outSeq : index) : null),
       ...(failed ? { record: failed.record } : {}),
     });

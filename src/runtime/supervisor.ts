@@ -10,12 +10,13 @@ import { Worker } from 'node:worker_threads';
 import { DEFAULT_CAPACITY, Ring } from '../ring/ring.js';
 import { unlinkRegion } from '../ring/region.js';
 import { layout as L } from '../native.js';
-import { InvalidArgumentError } from '../errors.js';
+import { InvalidArgumentError, RingError } from '../errors.js';
 import { copyRecord, holdsSharedMemory } from '../codec/copy.js';
 import { ABORT_GENERIC } from '../ring/wait.js';
 import type { Graph, GraphNode } from '../pipeline/graph.js';
 import type { Stream } from '../pipeline/stream.js';
-import { CancelledError, SegmentCrashError, SegmentError } from '../pipeline/errors.js';
+import { CancelledError, RecordTimeoutError, SegmentCrashError, SegmentError, SegmentStalledError } from '../pipeline/errors.js';
+import { Watchdog, type StuckCall } from './watchdog.js';
 import { runReplica, type LoadedCode } from './runner.js';
 import { createStatsRegion } from './stats.js';
 import {
@@ -32,6 +33,12 @@ export interface RunOptions {
   progressIntervalMs?: number;
   /** Stop cleanly on SIGINT (Ctrl-C) while running. Default true. */
   handleSigint?: boolean;
+  /**
+   * After a replica's teardown(), how long callbacks its code left pending (an unawaited flush, a
+   * timer) may run before the replica is stopped anyway (ms). Errors they raise fail the run; a
+   * replica still busy at the end is named in `result.warnings`. Default 5000.
+   */
+  settleTimeoutMs?: number;
   /**
    * Overwrite released input records with garbage, so a view kept past its call shows at once
    * (a debug aid for test suites). Records are then passed on by copy, never by reference, so
@@ -76,6 +83,8 @@ export interface Progress {
   streams: StreamStats[];
   /** The segment that limits throughput: busiest, and least often waiting for input. */
   slowest: string | undefined;
+  /** Calls in a segment's code for 10 s or more (a record stuck in user code), as of now. */
+  stuck: StuckCall[];
 }
 
 export interface RunResult extends Progress {
@@ -86,6 +95,8 @@ export interface RunResult extends Progress {
   /** Records dropped by onError 'skip' (first 1000 per replica) and how many in all. */
   skipped: SkippedRecord[];
   skippedCount: number;
+  /** What went wrong without failing the run, e.g. a replica that still had work pending after settleTimeoutMs. */
+  warnings: string[];
 }
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -133,7 +144,7 @@ export async function execute(graph: Graph, options: RunOptions): Promise<RunRes
         const readers = consumers.reduce((a, c) => a + c.options.workers, 0);
         const crossProcess = w.options.isolation === 'process' || consumers.some((c) => c.options.isolation === 'process');
         for (let r = 0; r < w.options.workers; r++) {
-          const ring = Ring.create({ capacity: w.options.capacity ?? st.capacity ?? DEFAULT_CAPACITY, readers, crossProcess });
+          const ring = Ring.create({ capacity: w.options.capacity ?? st.capacity ?? DEFAULT_CAPACITY, readers, crossProcess, supervised: true });
           rings.push(ring);
           ringOf.set(`${wi}/${p}/${r}`, ring);
         }
@@ -212,6 +223,7 @@ export async function execute(graph: Graph, options: RunOptions): Promise<RunRes
           statsSlot: statsSlot++,
           poison: poisonAsked === undefined ? (n.options.isolation === 'local' ? 'sole' : 'off') : poisonAsked ? 'all' : 'off',
           spin: n.options.isolation === 'local' ? 0 : undefined,
+          settleTimeoutMs: options.settleTimeoutMs ?? 5000,
         };
         replicas.push({ node: n, plan, done: false });
       }
@@ -232,7 +244,7 @@ function poisonFromEnv(): boolean | undefined {
   throw new InvalidArgumentError(`the environment variable RINGPIPE_POISON must be 1 or 0, got '${v}'`);
 }
 
-function snapshot(graph: Graph, replicas: Replica[], rings: Ring[], view: Float64Array, started: number): Progress {
+function snapshot(graph: Graph, replicas: Replica[], rings: Ring[], view: Float64Array, started: number, watchdog: Watchdog): Progress {
   const now = Date.now();
   const segments: SegmentStats[] = graph.nodes.map((n) => {
     const mine = replicas.filter((r) => r.node === n);
@@ -301,7 +313,7 @@ function snapshot(graph: Graph, replicas: Replica[], rings: Ring[], view: Float6
       slowest = s.name;
     }
   }
-  return { seconds: (now - started) / 1000, segments, streams, slowest };
+  return { seconds: (now - started) / 1000, segments, streams, slowest, stuck: watchdog.stuck(now) };
 }
 
 async function supervise(graph: Graph, replicas: Replica[], rings: Ring[], view: Float64Array, options: RunOptions, started: number): Promise<RunResult> {
@@ -309,6 +321,7 @@ async function supervise(graph: Graph, replicas: Replica[], rings: Ring[], view:
   for (const n of graph.nodes) results[n.segment.name] = new Array(n.options.workers).fill(undefined);
   const skipped: SkippedRecord[] = [];
   let skippedCount = 0;
+  const warnings: string[] = [];
   let failure: Error | undefined;
   let remaining = replicas.length;
   let settle!: () => void;
@@ -346,9 +359,18 @@ async function supervise(graph: Graph, replicas: Replica[], rings: Ring[], view:
     if (--remaining === 0) settle();
   };
 
+  // Replicas that stopped on an aborted ring while the run had not failed: their results are
+  // lost, so the run must not end as a success (nothing in a supervised run should abort a ring
+  // but fail(); this is the net under that rule).
+  const stoppedShort: Replica[] = [];
   const onMessage = (r: Replica, m: RunnerMessage) => {
     if (m.type === 'ready') return readied(r);
+    if (m.type === 'aborted' && !failure) stoppedShort.push(r);
+    if (m.type === 'stalled') fail(new SegmentStalledError(r.node.segment.name, r.plan.replica, m.during === 'record' || m.during === 'produce' ? m.index : null, m.during));
     if (m.type === 'done') {
+      if (m.lingering) {
+        warnings.push(`segment '${r.node.segment.name}' (replica ${r.plan.replica}) still had work pending ${r.plan.settleTimeoutMs} ms after teardown() (${m.lingering.join(', ') || 'timers'}): it was stopped`);
+      }
       // A thread's postMessage shares SharedArrayBuffers: a result holding views of a ring (kept
       // past their call, so already reused) must not alias ring memory after the run.
       results[r.node.segment.name]![r.plan.replica] = holdsSharedMemory(m.result) ? copyRecord(m.result) : m.result;
@@ -383,8 +405,17 @@ async function supervise(graph: Graph, replicas: Replica[], rings: Ring[], view:
   if (options.signal?.aborted) onAbort();
   const sigint = options.handleSigint ?? true;
   if (sigint) process.on('SIGINT', onSigint);
+  const watchdog = new Watchdog(
+    view,
+    replicas.map((r) => ({ segment: r.node.segment.name, replica: r.plan.replica, statsSlot: r.plan.statsSlot, timeoutMs: r.node.options.recordTimeoutMs })),
+  );
+  const timeouts = replicas.map((r) => r.node.options.recordTimeoutMs).filter((t): t is number => t !== undefined);
+  const watching = setInterval(() => {
+    const over = watchdog.sample();
+    if (over) fail(new RecordTimeoutError(over.segment, over.replica, over.index, over.timeoutMs, graph.nodes.find((n) => n.segment.name === over.segment)!.segment.kind));
+  }, Math.max(20, Math.min(250, ...timeouts.map((t) => t / 4))));
   const timer = options.onProgress
-    ? setInterval(() => options.onProgress!(snapshot(graph, replicas, rings, view, started)), options.progressIntervalMs ?? 250)
+    ? setInterval(() => options.onProgress!(snapshot(graph, replicas, rings, view, started, watchdog)), options.progressIntervalMs ?? 250)
     : undefined;
 
   const needTsx = fromSource || replicas.some((r) => /\.[cm]?ts$/.test(r.plan.segment.module) || /\.[cm]?ts$/.test(r.plan.onErrorRef?.module ?? ''));
@@ -393,13 +424,18 @@ async function supervise(graph: Graph, replicas: Replica[], rings: Ring[], view:
     await allDone;
   } finally {
     if (timer) clearInterval(timer);
+    clearInterval(watching);
     options.signal?.removeEventListener('abort', onAbort);
     if (sigint) process.removeListener('SIGINT', onSigint);
   }
   if (failure) throw failure;
-  const final = snapshot(graph, replicas, rings, view, started);
+  if (stoppedShort.length) {
+    const who = stoppedShort.map((r) => `'${r.node.segment.name}' (replica ${r.plan.replica})`).join(', ');
+    throw new RingError('ERR_PEER_DEAD', `segment ${who} stopped before the end of its input: a ring it used was aborted by a peer's death; its results are lost`);
+  }
+  const final = snapshot(graph, replicas, rings, view, started, watchdog);
   options.onProgress?.(final);
-  return { ...final, results, crashed, skipped, skippedCount };
+  return { ...final, results, crashed, skipped, skippedCount, warnings };
 }
 
 function start(
