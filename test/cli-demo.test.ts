@@ -132,6 +132,21 @@ describe('ringpipe demo', () => {
     await expectNoProcessesLeft(r.tag);
   }, 150_000);
 
+  it('the same --seed gives the same trials and the same numbers', async () => {
+    const numbers = (stdout: string) => tableRows(stdout).map(({ trial, params, status, epochs, val, test }) => ({ trial, params, status, epochs, val, test }));
+    const a = await runDemo(['--quick', '--seed', '5'], 'seed-a');
+    const b = await runDemo(['--quick', '--seed', '5'], 'seed-b');
+    expect(a.code, a.stderr).toBe(0);
+    expect(b.code, b.stderr).toBe(0);
+    expect(numbers(a.stdout)).toHaveLength(2);
+    expect(numbers(b.stdout)).toEqual(numbers(a.stdout));
+    const best = (stdout: string) => /^best: .*$/m.exec(stdout)?.[0];
+    expect(best(b.stdout)).toBeDefined();
+    expect(best(b.stdout)).toBe(best(a.stdout));
+    await expectNoProcessesLeft(a.tag);
+    await expectNoProcessesLeft(b.tag);
+  }, 150_000);
+
   it('the default run (npm start): 4 trials in 2 waves, well under 2 minutes; results in a temporary folder that is removed', async () => {
     const r = await runDemo([], 'full');
     expect(r.code, r.stderr).toBe(0);

@@ -235,7 +235,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     const source: DemoBatchOptions = { ...args, epochs: config.epochs, batchSize: config.batchSize };
     const result = await sweep({
       grid: config.grid,
-      params: { size: config.size, classes: DEMO_CLASSES.length },
+      params: { size: config.size, classes: DEMO_CLASSES.length, seed },
       trainer: {
         module: sibling('model'),
         validation: { module: setsModule, export: 'validationSet', args },
