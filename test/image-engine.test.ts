@@ -7,7 +7,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SegmentError } from '../src/pipeline/errors.js';
+import { SegmentError } from '../src/runtime/errors.js';
 import { preprocess, type PreprocessSpec } from '../src/image/decode.js';
 import { imageFolder, selectItems, type ImageItem } from '../src/image/folder.js';
 import { IMAGENET_MEAN, IMAGENET_STD } from '../src/image/normalize.js';

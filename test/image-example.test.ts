@@ -8,7 +8,7 @@ import { preprocessFolder, syntheticFolder } from '../examples/image-preprocess/
 import { preprocess, type PreprocessSpec } from '../src/image/decode.js';
 import { selectItems, imageFolder } from '../src/image/folder.js';
 import { readManifest, readShard } from '../src/image/shards.js';
-import { SegmentError } from '../src/pipeline/errors.js';
+import { SegmentError } from '../src/runtime/errors.js';
 
 let dir: string;
 beforeAll(async () => {

@@ -25,9 +25,9 @@ export class EngineRunner implements StageRunner {
   }
 
   async run(inv: StageInvocation): Promise<StageOutcome> {
-    let engine: { Graph: typeof import('../pipeline/graph.js').Graph; seg: typeof import('../segments/segment.js'); errors: typeof import('../pipeline/errors.js') };
+    let engine: { Graph: typeof import('../pipeline/graph.js').Graph; seg: typeof import('../segments/segment.js'); errors: typeof import('../runtime/errors.js') };
     try {
-      const [g, seg, errors] = await Promise.all([import('../pipeline/graph.js'), import('../segments/segment.js'), import('../pipeline/errors.js')]);
+      const [g, seg, errors] = await Promise.all([import('../pipeline/graph.js'), import('../segments/segment.js'), import('../runtime/errors.js')]);
       engine = { Graph: g.Graph, seg, errors };
     } catch (err) {
       throw new StageError('ERR_NOT_AVAILABLE', inv.stage, inv.branch, `ringpipe's engine (needed for workers and isolation) cannot be loaded: ${(err as Error).message}`, { cause: err });
@@ -127,7 +127,7 @@ function engineInput(inv: StageInvocation, feed: InputFeed, i: number): EngineIn
   return { type: 'value', data: feed.data, ...(feed.metadata ? { metadata: feed.metadata } : {}) };
 }
 
-function engineFailure(inv: StageInvocation, err: unknown, errors: typeof import('../pipeline/errors.js')): StageError {
+function engineFailure(inv: StageInvocation, err: unknown, errors: typeof import('../runtime/errors.js')): StageError {
   if (err instanceof StageError) return err;
   if (err instanceof errors.CancelledError || inv.signal.aborted) return new StageError('ERR_ABORTED', inv.stage, inv.branch, 'the run was cancelled', { cause: err });
   if (err instanceof errors.SegmentError) {

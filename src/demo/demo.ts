@@ -31,7 +31,7 @@ import type { PreprocessSpec } from '../image/decode.js';
 import { imagePipeline, writeShards } from '../image/pipeline.js';
 import type { ShardManifest } from '../image/shards.js';
 import type { ImagePreprocessorReport } from '../image/segments.js';
-import { CancelledError } from '../pipeline/errors.js';
+import { CancelledError } from '../runtime/errors.js';
 import type { Graph } from '../pipeline/graph.js';
 import { Stream } from '../pipeline/stream.js';
 import { Source } from '../segments/segment.js';

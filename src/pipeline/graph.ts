@@ -1,11 +1,12 @@
 // The graph API: segments connected by explicit Streams (several sources and sinks, fan-in,
-// fan-out, diamonds). Validation happens here, before anything starts; so does planning the rings.
+// fan-out, diamonds). Validation happens here, before anything starts; compile.ts plans the rings.
 import { InvalidArgumentError } from '../errors.js';
 import { locate, type Locatable } from '../segments/locate.js';
 import type { Segment } from '../segments/segment.js';
 import type { ErrorDecision, SegmentContext } from '../segments/segment.js';
 import type { Isolation } from '../runtime/plan.js';
-import { execute, type RunOptions, type RunResult } from '../runtime/supervisor.js';
+import { supervise, type RunOptions, type RunResult } from '../runtime/supervisor.js';
+import { compile } from './compile.js';
 import { describeGraph, type GraphDescription } from './describe.js';
 import { PipelineValidationError } from './errors.js';
 import { Stream } from './stream.js';
@@ -187,7 +188,7 @@ export class Graph {
       );
     }
     await this.prepare();
-    return execute(this, options);
+    return supervise(compile(this, options), options);
   }
 
   /** The graph as Mermaid and DOT text. */

@@ -1,8 +1,9 @@
 // The plan of one replica: everything a runner needs, in a form that can be posted to a worker
 // thread (SharedArrayBuffers) or sent to a child process as JSON (shm names).
 import { inspect } from 'node:util';
-import type { RingDescriptor } from '../ring/ring.js';
-import type { SegmentKind } from '../segments/segment.js';
+import type { Ring, RingDescriptor } from '../ring/ring.js';
+import type { ErrorDecision, SegmentContext, SegmentKind } from '../segments/segment.js';
+import type { StatsRegion } from './stats.js';
 
 export type Isolation = 'thread' | 'process' | 'local';
 export type OnErrorPolicy = 'fail' | 'skip';
@@ -129,3 +130,37 @@ export function serializeError(e: unknown): SerializedError {
  */
 export const STAT_IN = 0, STAT_OUT = 1, STAT_WAIT_IN = 2, STAT_WAIT_OUT = 3, STAT_START = 4, STAT_END = 5, STAT_SKIPPED = 6, STAT_BUSY = 7, STAT_FORWARDED = 8, STAT_CALL = 9;
 export const STAT_SLOTS = 10;
+
+/** A segment as the supervisor runs it. */
+export interface SegmentEntry {
+  name: string;
+  kind: SegmentKind;
+  isolation: Isolation;
+  replicas: number;
+  /** Environment of its processes. */
+  env?: Record<string, string>;
+  /** A dying replica fails the run, or (sinks) is reported and dropped. */
+  onCrash: 'fail' | 'continue';
+  /** Longest call into its code (ms) before the run fails. */
+  recordTimeoutMs?: number;
+  /** A 'local' segment's code, run in this thread. */
+  local?: LoadedCode;
+}
+
+/** Code of a segment as loaded in a runner: the function or class, and an onError function. */
+export interface LoadedCode {
+  impl: ((...args: any[]) => any) | (new () => any);
+  onError?: (error: unknown, record: unknown, ctx: SegmentContext) => ErrorDecision;
+}
+
+/** What the supervisor runs: compiled from a graph by src/pipeline/compile.ts. */
+export interface RunPlan {
+  segments: SegmentEntry[];
+  /** Every replica, in segment order; `segment` indexes `segments`, `plan.statsSlot` is its position. */
+  replicas: { segment: number; plan: ReplicaPlan }[];
+  /** Each stream's rings (one per writer replica), for fill stats. */
+  streams: { name: string; rings: Ring[] }[];
+  /** Every ring of the run: the supervisor releases them when it ends. */
+  rings: Ring[];
+  stats: StatsRegion;
+}

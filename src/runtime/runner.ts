@@ -8,7 +8,7 @@ import { OutputPort } from './output.js';
 import { attachStats } from './stats.js';
 import {
   previewRecord, serializeError, STAT_BUSY, STAT_CALL, STAT_END, STAT_FORWARDED, STAT_IN, STAT_OUT, STAT_SKIPPED, STAT_START, STAT_WAIT_IN, STAT_WAIT_OUT,
-  type ReplicaPlan, type RunnerMessage, type SegmentPhase, type SkippedRecord,
+  type LoadedCode, type ReplicaPlan, type RunnerMessage, type SegmentPhase, type SkippedRecord,
 } from './plan.js';
 import type { DType, Tensor } from '../codec/types.js';
 import { copyRecord } from '../codec/copy.js';
@@ -28,11 +28,6 @@ export interface ReplicaStatus {
 
 const MAX_SKIPPED_REPORTED = 1000;
 
-/** Code of a segment as loaded in this runner. */
-export interface LoadedCode {
-  impl: Fn | (new () => any);
-  onError?: (error: unknown, record: unknown, ctx: SegmentContext) => ErrorDecision;
-}
 
 export async function loadCode(plan: ReplicaPlan): Promise<LoadedCode> {
   const url = plan.segment.module.startsWith('file:') ? plan.segment.module : pathToFileURL(plan.segment.module).href;
