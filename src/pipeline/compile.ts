@@ -3,6 +3,9 @@
 // whether records may be forwarded by reference). The supervisor (src/runtime) then only runs it.
 import { InvalidArgumentError } from '../errors.js';
 import { DEFAULT_CAPACITY, Ring } from '../ring/ring.js';
+import { RingWriter } from '../ring/writer.js';
+import { RingViews, tryEncode } from '../codec/codec.js';
+import { PipelineValidationError } from './errors.js';
 import { createStatsRegion } from '../runtime/stats.js';
 import type { InputPlan, LoadedCode, PoisonMode, ReplicaPlan, RunPlan, SegmentEntry } from '../runtime/plan.js';
 import type { RunOptions } from '../runtime/supervisor.js';
@@ -119,12 +122,41 @@ export function compile(graph: Graph, options: RunOptions): RunPlan {
         replicas.push({ segment: ni, plan });
       }
     });
-    return { segments: nodes.map(entryOf), replicas, streams, rings, stats };
+    // Who holds whose space, for deadlock detection: each replica's output rings, each ring's reader slots.
+    const ringIndex = new Map(rings.map((r, i) => [r.name || r.buffer, i]));
+    const indexOf = (d: { name: string; buffer?: SharedArrayBuffer }) => ringIndex.get(d.name || d.buffer!)!;
+    const slotOwners: number[][] = rings.map((r) => new Array<number>(r.readerSlots).fill(-1));
+    replicas.forEach(({ plan }, ri) => {
+      for (const input of plan.inputs) for (const g of input.groups) for (const l of g.rings) slotOwners[indexOf(l.ring)]![l.slot] = ri;
+    });
+    const waits = { outputs: replicas.map(({ plan }) => plan.outputs.map((o) => indexOf(o.ring))), readers: slotOwners };
+
+    for (const [st, [w]] of writersOf) if (st.initial.length) seed(st, ringOf.get(`${nodes.indexOf(w!)}/${w!.outputs.indexOf(st)}/0`)!);
+    return { segments: nodes.map(entryOf), replicas, streams, rings, stats, waits };
   } catch (e) {
     for (const r of rings) r.close();
     stats.close();
     throw e;
   }
+}
+
+/**
+ * Writes a stream's initial records into its first writer's ring, before any replica starts: the
+ * writer then attaches where they end (the ring's write position), and readers read them first.
+ */
+function seed(st: Stream, ring: Ring): void {
+  const w = new RingWriter(ring);
+  const views = new RingViews(w.bytes);
+  st.initial.forEach((record, i) => {
+    let written: number;
+    try {
+      written = tryEncode(w, views, record, i);
+    } catch (e) {
+      throw new PipelineValidationError(`stream '${st.name}': initial record ${i} cannot be written: ${(e as Error).message}`);
+    }
+    if (written < 0) throw new PipelineValidationError(`stream '${st.name}': its ${st.initial.length} initial records do not fit its ring (${ring.capacity} bytes): give it a larger capacity`);
+  });
+  w.flush();
 }
 
 /** Output records are numbered afresh (not the input's seq) where several inputs or writers meet. */

@@ -148,6 +148,10 @@ export class Graph {
     this.checkCycles(writers);
   }
 
+  /**
+   * Refuses cycles, but for those that pass through a feedback stream (a loop on purpose): with its
+   * edges left out the graph must be acyclic. Segments in a loop run one replica each.
+   */
   private checkCycles(writers: Map<Stream, GraphNode[]>): void {
     const state = new Map<GraphNode, 1 | 2>();
     const path: GraphNode[] = [];
@@ -155,15 +159,22 @@ export class Graph {
       if (state.get(n) === 2) return;
       if (state.get(n) === 1) {
         const cycle = path.slice(path.indexOf(n)).map((x) => x.segment.name);
-        throw new PipelineValidationError(`the graph has a cycle: ${[...cycle, n.segment.name].join(' -> ')}; ringpipe runs acyclic graphs`);
+        throw new PipelineValidationError(
+          `the graph has a cycle: ${[...cycle, n.segment.name].join(' -> ')}; mark one of its streams as a loop (new Stream(name, { feedback: true, initial: [...] })) if it is one`,
+        );
       }
       state.set(n, 1);
       path.push(n);
-      for (const st of n.inputs) for (const w of writers.get(st) ?? []) visit(w);
+      for (const st of n.inputs) if (!st.feedback) for (const w of writers.get(st) ?? []) visit(w);
       path.pop();
       state.set(n, 2);
     };
     for (const n of this.nodes) visit(n);
+    for (const n of loopMembers(this.nodes, writers)) {
+      if (n.options.workers > 1) {
+        throw new PipelineValidationError(`segment '${n.segment.name}' has workers: ${n.options.workers}, but it is in a feedback loop: segments in a loop run one replica each`);
+      }
+    }
   }
 
   /** Finds every segment's module and export (threads and processes import them). */
@@ -195,4 +206,21 @@ export class Graph {
   describe(): GraphDescription {
     return describeGraph(this);
   }
+}
+
+/** Segments on a cycle through a feedback stream (a segment that can reach itself). */
+export function loopMembers(nodes: readonly GraphNode[], writers: Map<Stream, GraphNode[]>): GraphNode[] {
+  const upstream = (n: GraphNode) => n.inputs.flatMap((st) => writers.get(st) ?? []);
+  return nodes.filter((start) => {
+    const seen = new Set<GraphNode>();
+    const todo = upstream(start);
+    while (todo.length) {
+      const x = todo.pop()!;
+      if (x === start) return true;
+      if (seen.has(x)) continue;
+      seen.add(x);
+      todo.push(...upstream(x));
+    }
+    return false;
+  });
 }

@@ -84,3 +84,14 @@ export class CancelledError extends RingpipeError {
     super('ERR_CANCELLED', `run cancelled: ${reason}`);
   }
 }
+
+/** Segments that can only go on once another one has, all of them (a feedback loop whose rings all filled). */
+export class PipelineDeadlockError extends RingpipeError {
+  constructor(readonly segments: string[]) {
+    super(
+      'ERR_PIPELINE_DEADLOCK',
+      `deadlock: ${segments.map((s) => `'${s}'`).join(', ')} each wait for space in a ring that only another of them can free ` +
+        '(a loop whose rings all filled): give the loop\'s streams more capacity, or write fewer records per record read in it',
+    );
+  }
+}

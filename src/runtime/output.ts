@@ -25,8 +25,11 @@ export class OutputPort {
   waitedMs = 0;
   written = 0;
 
-  /** `segment`: the writing segment's name, for errors. */
-  constructor(plan: OutputPlan, spin?: number, private readonly segment = '') {
+  /**
+   * `segment`: the writing segment's name, for errors. `blocked`: told when this port parks for
+   * space and when it goes on (the replica's STAT_BLOCKED, read by deadlock detection).
+   */
+  constructor(plan: OutputPlan, spin?: number, private readonly segment = '', private readonly blocked?: (parked: boolean) => void) {
     this.canForward = plan.forward;
     this.writer = new RingWriter(attachRing(plan.ring), { publishEvery: 64, spin });
     this.views = new RingViews(this.writer.bytes);
@@ -41,7 +44,12 @@ export class OutputPort {
   private readonly waitSpace = async (length: number, align: 16 | 64) => {
     this.beforeWait();
     const t0 = performance.now();
-    await this.writer.waitForSpace(length, align);
+    this.blocked?.(true);
+    try {
+      await this.writer.waitForSpace(length, align);
+    } finally {
+      this.blocked?.(false);
+    }
     this.waitedMs += performance.now() - t0;
   };
 

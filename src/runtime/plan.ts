@@ -129,7 +129,9 @@ export function serializeError(e: unknown): SerializedError {
  * that does not return from it and STAT_IN standing still, with no clock read per record.
  */
 export const STAT_IN = 0, STAT_OUT = 1, STAT_WAIT_IN = 2, STAT_WAIT_OUT = 3, STAT_START = 4, STAT_END = 5, STAT_SKIPPED = 6, STAT_BUSY = 7, STAT_FORWARDED = 8, STAT_CALL = 9;
-export const STAT_SLOTS = 10;
+/** The output port (+ 1) whose ring this replica is parked on, waiting for space; 0 when it is not. */
+export const STAT_BLOCKED = 10;
+export const STAT_SLOTS = 11;
 
 /** A segment as the supervisor runs it. */
 export interface SegmentEntry {
@@ -163,4 +165,10 @@ export interface RunPlan {
   /** Every ring of the run: the supervisor releases them when it ends. */
   rings: Ring[];
   stats: StatsRegion;
+  /**
+   * Who can hold up whom (deadlock detection): `outputs[replica][port]` is the index in `rings` of
+   * a replica's output ring; `readers[ring][slot]` the replica reading through that slot (-1: none,
+   * or a reader outside the run's replicas).
+   */
+  waits: { outputs: number[][]; readers: number[][] };
 }

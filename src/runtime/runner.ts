@@ -7,7 +7,7 @@ import { InputPort, EMPTY, END } from './input.js';
 import { OutputPort } from './output.js';
 import { attachStats } from './stats.js';
 import {
-  previewRecord, serializeError, STAT_BUSY, STAT_CALL, STAT_END, STAT_FORWARDED, STAT_IN, STAT_OUT, STAT_SKIPPED, STAT_START, STAT_WAIT_IN, STAT_WAIT_OUT,
+  previewRecord, serializeError, STAT_BLOCKED, STAT_BUSY, STAT_CALL, STAT_END, STAT_FORWARDED, STAT_IN, STAT_OUT, STAT_SKIPPED, STAT_START, STAT_WAIT_IN, STAT_WAIT_OUT,
   type LoadedCode, type ReplicaPlan, type RunnerMessage, type SegmentPhase, type SkippedRecord,
 } from './plan.js';
 import type { DType, Tensor } from '../codec/types.js';
@@ -59,7 +59,7 @@ export async function runReplica(plan: ReplicaPlan, code: LoadedCode, send: Send
     firstLane += port.lanes;
     return port;
   });
-  const outputs = plan.outputs.map((p) => new OutputPort(p, plan.spin, seg.name));
+  const outputs = plan.outputs.map((p, i) => new OutputPort(p, plan.spin, seg.name, (parked) => (stats[STAT_BLOCKED] = parked ? i + 1 : 0)));
   if (outputs.length > 1) {
     const flushAll = () => {
       for (const o of outputs) o.flush();

@@ -5,7 +5,7 @@
 import { RingError } from '../errors.js';
 import { copyRecord, holdsSharedMemory } from '../codec/copy.js';
 import { ABORT_GENERIC } from '../ring/wait.js';
-import { CancelledError, RecordTimeoutError, SegmentCrashError, SegmentError, SegmentStalledError } from './errors.js';
+import { CancelledError, PipelineDeadlockError, RecordTimeoutError, SegmentCrashError, SegmentError, SegmentStalledError } from './errors.js';
 import { snapshot, type Progress } from './progress.js';
 import { needsTsx, start, type Replica } from './start.js';
 import { Watchdog } from './watchdog.js';
@@ -159,6 +159,8 @@ async function superviseReplicas(run: RunPlan, options: RunOptions): Promise<Run
   const watching = setInterval(() => {
     const over = watchdog.sample();
     if (over) fail(new RecordTimeoutError(over.segment, over.replica, over.index, over.timeoutMs, run.segments.find((s) => s.name === over.segment)!.kind));
+    const locked = watchdog.deadlock(rings, run.waits);
+    if (locked) fail(new PipelineDeadlockError(locked));
   }, Math.max(20, Math.min(250, ...timeouts.map((t) => t / 4))));
   const timer = options.onProgress
     ? setInterval(() => options.onProgress!(snapshot(run, started, watchdog)), options.progressIntervalMs ?? 250)
