@@ -2,7 +2,7 @@
 export { RingpipeError, NativeLoadError, InvalidArgumentError, RegionError, RingError } from './errors.js';
 export { Ring, RingMemory, RingWriter, RingReader, attachRing, maxPayload, cleanupStaleRegions, EMPTY, END, DEFAULT_CAPACITY } from './ring/index.js';
 export type { RingOptions, RingDescriptor, WriterOptions, ReaderOptions, WaitOptions } from './ring/index.js';
-export { copyRecord, isTensor } from './codec/index.js';
+export { copyRecord, holdsSharedMemory, isTensor } from './codec/index.js';
 export type { Tensor, DType, TypedArray } from './codec/index.js';
 export { Source, Transform, Sink, Regulator } from './segments/segment.js';
 export type { SegmentContext, SegmentOptions, SegmentClass, ErrorDecision, SegmentKind } from './segments/segment.js';
@@ -10,10 +10,11 @@ export { batch, unbatch, batchRegulator, unbatchRegulator } from './segments/reg
 export { Pipeline } from './pipeline/pipeline.js';
 export { Graph } from './pipeline/graph.js';
 export type { NodeOptions, GraphNodeOptions } from './pipeline/graph.js';
+export type { IterateOptions, PipelineIterator } from './pipeline/iterate.js';
 export { Stream } from './pipeline/stream.js';
 export type { StreamOptions } from './pipeline/stream.js';
 export { PipelineValidationError } from './pipeline/errors.js';
-export { SegmentError, SegmentCrashError, SegmentStalledError, RecordTimeoutError, CancelledError } from './runtime/errors.js';
+export { SegmentError, SegmentCrashError, SegmentStalledError, RecordTimeoutError, PipelineDeadlockError, CancelledError } from './runtime/errors.js';
 export { SegmentCodeError } from './segments/locate.js';
 export type { RunOptions, RunResult, Progress, SegmentStats, StreamStats } from './runtime/supervisor.js';
 export type { SkippedRecord } from './runtime/plan.js';

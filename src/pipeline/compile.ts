@@ -18,8 +18,9 @@ const SETTLE_TIMEOUT_MS = 5000;
 /**
  * The run plan of a validated, prepared graph. Creates its rings and stats region: the caller
  * owns them (the supervisor releases them when the run ends; here, on a failure half-way).
+ * `taps`: streams the caller reads itself (iterate()), one more reader each, in RunPlan.taps.
  */
-export function compile(graph: Graph, options: RunOptions): RunPlan {
+export function compile(graph: Graph, options: RunOptions, taps: readonly Stream[] = []): RunPlan {
   const nodes = graph.nodes;
   const writersOf = new Map<Stream, GraphNode[]>();
   const readersOf = new Map<Stream, GraphNode[]>();
@@ -36,8 +37,8 @@ export function compile(graph: Graph, options: RunOptions): RunPlan {
     const streams: RunPlan['streams'] = [];
     nodes.forEach((w, wi) => {
       w.outputs.forEach((st, p) => {
-        const consumers = readersOf.get(st)!;
-        const readers = consumers.reduce((a, c) => a + c.options.workers, 0);
+        const consumers = readersOf.get(st) ?? [];
+        const readers = consumers.reduce((a, c) => a + c.options.workers, 0) + (taps.includes(st) ? 1 : 0);
         const crossProcess = w.options.isolation === 'process' || consumers.some((c) => c.options.isolation === 'process');
         let entry = streams.find((s) => s.name === st.name);
         if (!entry) streams.push((entry = { name: st.name, rings: [] }));
@@ -57,7 +58,7 @@ export function compile(graph: Graph, options: RunOptions): RunPlan {
       const inputsShared = w.inputs.every((s) =>
         writersOf.get(s)!.every((u) => ringOf.get(`${nodes.indexOf(u)}/${u.outputs.indexOf(s)}/0`)!.crossProcess),
       );
-      const anyProcessReader = readersOf.get(st)!.some((c) => c.options.isolation === 'process');
+      const anyProcessReader = (readersOf.get(st) ?? []).some((c) => c.options.isolation === 'process');
       return inputsShared || (!anyProcessReader && w.options.isolation !== 'process');
     };
     const laneRings = (n: GraphNode) =>
@@ -67,6 +68,23 @@ export function compile(graph: Graph, options: RunOptions): RunPlan {
           return Array.from({ length: w.options.workers }, (_, r) => ringOf.get(`${wi}/${p}/${r}`)!.descriptor);
         }),
       );
+
+    /** How a reader in `slot` reads `st`: a group per writing segment, a ring per writer replica. */
+    const inputPlan = (st: Stream, slot: number, claimSlot: number | undefined): InputPlan => ({
+      groups: writersOf.get(st)!.map((w) => {
+        const wi = nodes.indexOf(w), p = w.outputs.indexOf(st);
+        return {
+          ordered: w.options.ordered && w.options.workers > 1,
+          rings: Array.from({ length: w.options.workers }, (_, r) => ({
+            ring: ringOf.get(`${wi}/${p}/${r}`)!.descriptor,
+            slot,
+            claimSlot,
+            // Writer replica r's own input rings, which its forward records point into.
+            sources: canForward(w, st) ? laneRings(w) : undefined,
+          })),
+        };
+      }),
+    });
 
     const replicas: RunPlan['replicas'] = [];
     nodes.forEach((n, ni) => {
@@ -78,22 +96,8 @@ export function compile(graph: Graph, options: RunOptions): RunPlan {
           const first = consumers.slice(0, consumers.indexOf(n)).reduce((a, c) => a + c.options.workers, 0);
           // Who shares the work of this ring: all readers of a balanced stream; otherwise the
           // replicas of this segment (a broadcast stream gives each segment every record).
-          const claimSlot = st.mode === 'balance' && consumers.length > 1 ? 0 : n.options.workers > 1 ? first : undefined;
-          return {
-            groups: writersOf.get(st)!.map((w) => {
-              const wi = nodes.indexOf(w), p = w.outputs.indexOf(st);
-              return {
-                ordered: w.options.ordered && w.options.workers > 1,
-                rings: Array.from({ length: w.options.workers }, (_, r) => ({
-                  ring: ringOf.get(`${wi}/${p}/${r}`)!.descriptor,
-                  slot: first + j,
-                  claimSlot,
-                  // Writer replica r's own input rings, which its forward records point into.
-                  sources: canForward(w, st) ? laneRings(w) : undefined,
-                })),
-              };
-            }),
-          };
+          const balanced = st.mode === 'balance' && consumers.length + (taps.includes(st) ? 1 : 0) > 1;
+          return inputPlan(st, first + j, balanced ? 0 : n.options.workers > 1 ? first : undefined);
         });
         const plan: ReplicaPlan = {
           segment: {
@@ -118,6 +122,7 @@ export function compile(graph: Graph, options: RunOptions): RunPlan {
           poison,
           spin: n.options.isolation === 'local' ? 0 : undefined,
           settleTimeoutMs: options.settleTimeoutMs ?? SETTLE_TIMEOUT_MS,
+          epoch: options.epoch ?? 0,
         };
         replicas.push({ segment: ni, plan });
       }
@@ -132,7 +137,13 @@ export function compile(graph: Graph, options: RunOptions): RunPlan {
     const waits = { outputs: replicas.map(({ plan }) => plan.outputs.map((o) => indexOf(o.ring))), readers: slotOwners };
 
     for (const [st, [w]] of writersOf) if (st.initial.length) seed(st, ringOf.get(`${nodes.indexOf(w!)}/${w!.outputs.indexOf(st)}/0`)!);
-    return { segments: nodes.map(entryOf), replicas, streams, rings, stats, waits };
+    // The caller's own readers: the last slot of each tapped stream's rings.
+    const tapPlans = taps.map((st) => {
+      const consumers = readersOf.get(st) ?? [];
+      const slot = consumers.reduce((a, c) => a + c.options.workers, 0);
+      return { plan: inputPlan(st, slot, st.mode === 'balance' && consumers.length > 0 ? 0 : undefined), poison: (poisonAsked ? 'all' : 'off') as PoisonMode };
+    });
+    return { segments: nodes.map(entryOf), replicas, streams, rings, stats, waits, taps: tapPlans };
   } catch (e) {
     for (const r of rings) r.close();
     stats.close();

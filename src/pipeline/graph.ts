@@ -7,6 +7,7 @@ import type { ErrorDecision, SegmentContext } from '../segments/segment.js';
 import type { Isolation } from '../runtime/plan.js';
 import { supervise, type RunOptions, type RunResult } from '../runtime/supervisor.js';
 import { compile } from './compile.js';
+import { iterateStream, type IterateOptions, type PipelineIterator } from './iterate.js';
 import { describeGraph, type GraphDescription } from './describe.js';
 import { PipelineValidationError } from './errors.js';
 import { Stream } from './stream.js';
@@ -113,8 +114,11 @@ export class Graph {
     return new Stream(name, options);
   }
 
-  /** Checks the graph; throws PipelineValidationError naming what is wrong. */
-  validate(): void {
+  /**
+   * Checks the graph; throws PipelineValidationError naming what is wrong. `read`: streams the
+   * caller reads itself (iterate()), which need no reading segment.
+   */
+  validate(read: readonly Stream[] = []): void {
     const names = new Set<string>();
     const writers = new Map<Stream, GraphNode[]>();
     const readers = new Map<Stream, GraphNode[]>();
@@ -133,7 +137,8 @@ export class Graph {
       for (const st of n.inputs) readers.set(st, [...(readers.get(st) ?? []), n]);
     }
     for (const [st, w] of readers) if (!writers.has(st)) throw new PipelineValidationError(`stream '${st.name}' is read by '${w[0]!.segment.name}' but no segment writes it`);
-    for (const [st, w] of writers) if (!readers.has(st)) throw new PipelineValidationError(`stream '${st.name}' is written by '${w[0]!.segment.name}' but no segment reads it`);
+    for (const st of read) if (!writers.has(st)) throw new PipelineValidationError(`stream '${st.name}' is to be read, but no segment of the graph writes it`);
+    for (const [st, w] of writers) if (!readers.has(st) && !read.includes(st)) throw new PipelineValidationError(`stream '${st.name}' is written by '${w[0]!.segment.name}' but no segment reads it`);
     for (const n of this.nodes) {
       if (n.options.workers === 1) continue;
       const at = `segment '${n.segment.name}' has workers: ${n.options.workers}, but`;
@@ -177,9 +182,9 @@ export class Graph {
     }
   }
 
-  /** Finds every segment's module and export (threads and processes import them). */
-  async prepare(): Promise<void> {
-    this.validate();
+  /** Validates (see validate()) and finds every segment's module and export (threads and processes import them). */
+  async prepare(read: readonly Stream[] = []): Promise<void> {
+    this.validate(read);
     for (const n of this.nodes) {
       if (n.options.isolation !== 'local') await locate(n.segment);
       if (typeof n.options.onError === 'function' && n.options.isolation !== 'local') {
@@ -192,14 +197,24 @@ export class Graph {
 
   /** Runs the graph to the end. Can be called again: every run starts afresh. */
   async run(options: RunOptions = {}): Promise<RunResult> {
-    if ((globalThis as Record<symbol, unknown>)[Symbol.for('ringpipe.worker')]) {
-      throw new PipelineValidationError(
-        'run() was called inside a ringpipe worker: a module that defines segment code also runs a pipeline when imported. ' +
-          'Move the segment code to a module of its own, or guard the run with `if (!isWorker)` (exported by ringpipe).',
-      );
-    }
+    refuseInWorker('run');
     await this.prepare();
     return supervise(compile(this, options), options);
+  }
+
+  /**
+   * Runs the graph and yields the records of `stream` in this thread, with backpressure (a slow
+   * loop holds the writers back as far as the stream's rings hold). Records are owned copies;
+   * `{ views: true }` yields zero-copy views valid until the next `next()`. Leaving the loop
+   * (break, return, a throw) or aborting `signal` stops every stage; a failing stage rejects the
+   * loop's next `next()` with the error run() would give. `{ epochs: n }` runs the graph n times.
+   *
+   * @example
+   * for await (const batch of graph.iterate(batches)) await model.trainOnBatch(batch.xs, batch.ys);
+   */
+  iterate<T = unknown>(stream: Stream, options: IterateOptions = {}): PipelineIterator<T> {
+    refuseInWorker('iterate');
+    return iterateStream<T>(this, stream, options);
   }
 
   /** The graph as Mermaid and DOT text. */
@@ -223,4 +238,14 @@ export function loopMembers(nodes: readonly GraphNode[], writers: Map<Stream, Gr
     }
     return false;
   });
+}
+
+/** A module that defines segment code and also runs a pipeline at import time would recurse in every worker. */
+function refuseInWorker(what: string): void {
+  if ((globalThis as Record<symbol, unknown>)[Symbol.for('ringpipe.worker')]) {
+    throw new PipelineValidationError(
+      `${what}() was called inside a ringpipe worker: a module that defines segment code also runs a pipeline when imported. ` +
+        'Move the segment code to a module of its own, or guard the run with `if (!isWorker)` (exported by ringpipe).',
+    );
+  }
 }

@@ -5,6 +5,7 @@ import type { Segment } from '../segments/segment.js';
 import type { RunOptions, RunResult } from '../runtime/supervisor.js';
 import type { GraphDescription } from './describe.js';
 import { Graph, type NodeOptions } from './graph.js';
+import type { IterateOptions, PipelineIterator } from './iterate.js';
 import { Stream } from './stream.js';
 
 export class Pipeline {
@@ -24,23 +25,46 @@ export class Pipeline {
 
   /** The same pipeline as a Graph. */
   toGraph(): Graph {
-    const g = new Graph();
+    const { graph, open } = this.build();
+    if (open) {
+      throw new InvalidArgumentError(`the pipeline ends with '${this.steps.at(-1)!.segment.name}', a ${this.steps.at(-1)!.segment.kind}: end it with a Sink (or read it with iterate())`);
+    }
+    return graph;
+  }
+
+  /** The graph, and the last stage's output stream when the pipeline does not end with a sink. */
+  private build(): { graph: Graph; open: Stream | undefined } {
+    const graph = new Graph();
     let prev: Stream | undefined;
     this.steps.forEach(({ segment, options }, i) => {
       const last = i === this.steps.length - 1;
       const out = last && segment.kind === 'sink' ? undefined : new Stream(`${segment.name}.out`, { capacity: options.capacity });
-      g.add(segment, { ...options, in: prev, out });
+      graph.add(segment, { ...options, in: prev, out });
       prev = out;
     });
-    if (prev) {
-      throw new InvalidArgumentError(`the pipeline ends with '${this.steps.at(-1)!.segment.name}', a ${this.steps.at(-1)!.segment.kind}: end it with a Sink`);
-    }
-    return g;
+    return { graph, open: prev };
   }
 
   /** Runs the pipeline to the end; call again to run it again. */
   run(options?: RunOptions): Promise<RunResult> {
     return this.toGraph().run(options);
+  }
+
+  /**
+   * Runs the pipeline and yields what its last stage produces, in this thread: the pipeline ends
+   * with a transform or regulator, not a sink. Records are owned copies unless `{ views: true }`;
+   * see Graph.iterate for backpressure, stopping and errors.
+   *
+   * @example
+   * const batches = new Pipeline().add(new Source(images)).add(new Transform(decode), { workers: 2 }).add(batch(64));
+   * for await (const b of batches.iterate({ epochs: 3 })) await model.trainOnBatch(toXs(b), toYs(b));
+   */
+  iterate<T = unknown>(options?: IterateOptions): PipelineIterator<T> {
+    const { graph, open } = this.build();
+    if (!open) {
+      throw new InvalidArgumentError(`iterate() yields what the last stage produces, but '${this.steps.at(-1)?.segment.name}' is a sink: end the pipeline with a transform or regulator`);
+    }
+    return graph.iterate<T>(open, options);
   }
 
   describe(): GraphDescription {

@@ -79,6 +79,8 @@ export interface ReplicaPlan {
   spin: number | undefined;
   /** After teardown, how long callbacks the code left pending may run before the replica is stopped (ms). */
   settleTimeoutMs: number;
+  /** The run's epoch (SegmentContext.epoch). */
+  epoch: number;
 }
 
 /** Messages from a runner to the supervisor. */
@@ -171,4 +173,6 @@ export interface RunPlan {
    * or a reader outside the run's replicas).
    */
   waits: { outputs: number[][]; readers: number[][] };
+  /** Streams the caller reads in its own thread (iterate()), and how its reader poisons. */
+  taps: { plan: InputPlan; poison: PoisonMode }[];
 }

@@ -104,6 +104,7 @@ export async function runReplica(plan: ReplicaPlan, code: LoadedCode, send: Send
     name: seg.name,
     replica: plan.replica,
     replicas: plan.replicas,
+    epoch: plan.epoch,
     options: seg.options,
     get index() {
       return index;

@@ -29,6 +29,11 @@ export interface RunOptions {
    */
   settleTimeoutMs?: number;
   /**
+   * Which pass over the data this run is (SegmentContext.epoch), for code that varies per epoch:
+   * shuffles, augmentation seeded by (seed, epoch, index). Default 0; iterate({ epochs }) counts up.
+   */
+  epoch?: number;
+  /**
    * Overwrite released input records with garbage, so a view kept past its call shows at once
    * (a debug aid for test suites). Records are then passed on by copy, never by reference, so
    * every released record can be overwritten. Default: the environment variable RINGPIPE_POISON

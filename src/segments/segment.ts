@@ -17,6 +17,8 @@ export interface SegmentContext<O = unknown> {
   readonly options: O;
   /** Sequence number of the record being processed (a source's own count for sources). */
   readonly index: number;
+  /** Which pass over the data this run is: RunOptions.epoch, counted up by iterate({ epochs }). */
+  readonly epoch: number;
   /**
    * An output tensor whose data lives in the output ring: fill it and return (or yield) it, and it
    * is handed on without a copy. At most one may be pending per output port.
