@@ -7,6 +7,8 @@ export type { Tensor, DType, TypedArray } from './codec/index.js';
 export { Source, Transform, Sink, Regulator } from './segments/segment.js';
 export type { SegmentContext, SegmentOptions, SegmentClass, ErrorDecision, SegmentKind } from './segments/segment.js';
 export { batch, unbatch, batchRegulator, unbatchRegulator } from './segments/regulators.js';
+export { writableSource } from './segments/writable-source.js';
+export type { WritableSourceOptions } from './segments/writable-source.js';
 export { Pipeline } from './pipeline/pipeline.js';
 export { Graph } from './pipeline/graph.js';
 export type { NodeOptions, GraphNodeOptions } from './pipeline/graph.js';

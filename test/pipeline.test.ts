@@ -129,8 +129,9 @@ describe.each(modes)('isolation %s', (isolation) => {
       .run();
     for (const t of [r.results.ArrivalTimes![0], viaTransform.results.ArrivalTimes![0]] as number[][]) {
       expect(t).toHaveLength(4);
-      expect(t[2]).toBeLessThan(pauseMs / 2);
-      expect(t[3]).toBeGreaterThanOrEqual(pauseMs - 50);
+      // Held back, the first three would arrive with the fourth; as it is, a pause apart (whatever
+      // the delay before the first one, which a loaded machine makes long).
+      expect(t[3]! - t[2]!).toBeGreaterThanOrEqual(pauseMs / 2);
     }
   });
 

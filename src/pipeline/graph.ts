@@ -1,6 +1,8 @@
 // The graph API: segments connected by explicit Streams (several sources and sinks, fan-in,
 // fan-out, diamonds). Validation happens here, before anything starts; compile.ts plans the rings.
+import { Readable } from 'node:stream';
 import { InvalidArgumentError } from '../errors.js';
+import { intInRange, oneOf, optional, positive } from '../util/check.js';
 import { locate, type Locatable } from '../segments/locate.js';
 import type { Segment } from '../segments/segment.js';
 import type { ErrorDecision, SegmentContext } from '../segments/segment.js';
@@ -69,43 +71,33 @@ export interface GraphNode {
 
 const list = (s: Stream | Stream[] | undefined): Stream[] => (s === undefined ? [] : Array.isArray(s) ? s : [s]);
 
+/** `options` checked for `segment`, with their defaults: throws InvalidArgumentError naming the segment and option. */
+export function checkNodeOptions(segment: Segment<any>, options: NodeOptions): GraphNode['options'] {
+  const at = (option: string) => `segment '${segment.name}': ${option}`;
+  const workers = optional(options.workers, 1, (v) => intInRange(v, 1, 64, at('workers')));
+  const isolation = optional(options.isolation, segment.inThisThread ? 'local' : 'thread', (v) => oneOf(v, ['thread', 'process', 'local'] as const, at('isolation')));
+  if (segment.inThisThread && isolation !== 'local') {
+    throw new InvalidArgumentError(`segment '${segment.name}' reads objects of this thread (Source.from, writableSource): it runs with isolation 'local', not '${isolation}'`);
+  }
+  if (options.onCrash !== undefined) oneOf(options.onCrash, ['fail', 'continue'], at('onCrash'));
+  if (options.onCrash === 'continue' && segment.kind !== 'sink') {
+    throw new InvalidArgumentError(`segment '${segment.name}': onCrash 'continue' is for sinks (a dead ${segment.kind} would leave its readers without an end)`);
+  }
+  if (options.recordTimeoutMs !== undefined) {
+    positive(options.recordTimeoutMs, at('recordTimeoutMs'));
+    if (segment.kind === 'regulator') throw new InvalidArgumentError(`segment '${segment.name}': recordTimeoutMs is not for regulators (their calls wait for input)`);
+  }
+  if (options.records !== undefined) oneOf(options.records, ['view', 'copy'], at('records'));
+  if (options.onError !== undefined && typeof options.onError !== 'function') oneOf(options.onError, ['fail', 'skip'], at('onError'));
+  return { ...options, workers, isolation, ordered: options.ordered ?? true };
+}
+
 export class Graph {
   readonly nodes: GraphNode[] = [];
 
   /** Adds a segment reading `options.in` and writing `options.out`. */
   add(segment: Segment<any>, options: GraphNodeOptions = {}): this {
-    const workers = options.workers ?? 1;
-    if (!Number.isInteger(workers) || workers < 1 || workers > 64) {
-      throw new InvalidArgumentError(`segment '${segment.name}': workers must be an integer from 1 to 64, got ${options.workers}`);
-    }
-    const isolation = options.isolation ?? 'thread';
-    if (!['thread', 'process', 'local'].includes(isolation)) {
-      throw new InvalidArgumentError(`segment '${segment.name}': isolation must be 'thread', 'process' or 'local', got '${isolation}'`);
-    }
-    if (options.onCrash !== undefined && !['fail', 'continue'].includes(options.onCrash)) {
-      throw new InvalidArgumentError(`segment '${segment.name}': onCrash must be 'fail' or 'continue', got '${String(options.onCrash)}'`);
-    }
-    if (options.onCrash === 'continue' && segment.kind !== 'sink') {
-      throw new InvalidArgumentError(`segment '${segment.name}': onCrash 'continue' is for sinks (a dead ${segment.kind} would leave its readers without an end)`);
-    }
-    if (options.recordTimeoutMs !== undefined) {
-      if (typeof options.recordTimeoutMs !== 'number' || !(options.recordTimeoutMs > 0)) {
-        throw new InvalidArgumentError(`segment '${segment.name}': recordTimeoutMs must be a positive number of milliseconds, got ${String(options.recordTimeoutMs)}`);
-      }
-      if (segment.kind === 'regulator') throw new InvalidArgumentError(`segment '${segment.name}': recordTimeoutMs is not for regulators (their calls wait for input)`);
-    }
-    if (options.records !== undefined && !['view', 'copy'].includes(options.records)) {
-      throw new InvalidArgumentError(`segment '${segment.name}': records must be 'view' or 'copy', got '${String(options.records)}'`);
-    }
-    if (options.onError !== undefined && typeof options.onError !== 'function' && !['fail', 'skip'].includes(options.onError)) {
-      throw new InvalidArgumentError(`segment '${segment.name}': onError must be 'fail', 'skip' or a function`);
-    }
-    this.nodes.push({
-      segment,
-      inputs: list(options.in),
-      outputs: list(options.out),
-      options: { ...options, workers, isolation, ordered: options.ordered ?? true },
-    });
+    this.nodes.push({ segment, inputs: list(options.in), outputs: list(options.out), options: checkNodeOptions(segment, options) });
     return this;
   }
 
@@ -215,6 +207,11 @@ export class Graph {
   iterate<T = unknown>(stream: Stream, options: IterateOptions = {}): PipelineIterator<T> {
     refuseInWorker('iterate');
     return iterateStream<T>(this, stream, options);
+  }
+
+  /** The records of `stream` as a Node Readable in object mode (see iterate()); destroying it stops every stage. */
+  toReadable(stream: Stream, options?: IterateOptions): Readable {
+    return Readable.from(this.iterate(stream, options), { objectMode: true });
   }
 
   /** The graph as Mermaid and DOT text. */

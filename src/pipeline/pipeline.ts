@@ -1,10 +1,11 @@
 // The sequential API (Keras-Sequential look and feel): segments one after the other, each
 // reading what the previous one writes.
+import { Readable } from 'node:stream';
 import { InvalidArgumentError } from '../errors.js';
 import type { Segment } from '../segments/segment.js';
 import type { RunOptions, RunResult } from '../runtime/supervisor.js';
 import type { GraphDescription } from './describe.js';
-import { Graph, type NodeOptions } from './graph.js';
+import { checkNodeOptions, Graph, type NodeOptions } from './graph.js';
 import type { IterateOptions, PipelineIterator } from './iterate.js';
 import { Stream } from './stream.js';
 
@@ -19,6 +20,7 @@ export class Pipeline {
     if (this.steps.length > 0 && segment.kind === 'source') {
       throw new InvalidArgumentError(`'${segment.name}' is a Source: only the first segment of a Pipeline is (use a Graph for several sources)`);
     }
+    checkNodeOptions(segment, options);
     this.steps.push({ segment, options });
     return this;
   }
@@ -65,6 +67,17 @@ export class Pipeline {
       throw new InvalidArgumentError(`iterate() yields what the last stage produces, but '${this.steps.at(-1)?.segment.name}' is a sink: end the pipeline with a transform or regulator`);
     }
     return graph.iterate<T>(open, options);
+  }
+
+  /**
+   * The pipeline as a Node Readable in object mode (see iterate()): for stream.pipeline(), with
+   * backpressure; destroying it stops every stage.
+   *
+   * @example
+   * await pipeline(records.toReadable(), new Transform({ objectMode: true, transform: toJsonLine }), createWriteStream('out.jsonl'));
+   */
+  toReadable(options?: IterateOptions): Readable {
+    return Readable.from(this.iterate(options), { objectMode: true });
   }
 
   describe(): GraphDescription {

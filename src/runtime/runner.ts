@@ -19,6 +19,14 @@ type Fn = (...args: any[]) => any;
 /** How a runner talks to its supervisor. */
 export type Send = (message: RunnerMessage) => void;
 
+/** A runner's hooks for the code around it (worker.ts, the supervisor for 'local' replicas). */
+export interface ReplicaWatch {
+  /** Where the code is, set by the runner. */
+  status?: () => ReplicaStatus;
+  /** Aborts ctx.signal (the run is stopping), set by the runner. */
+  cancel?: (reason: string) => void;
+}
+
 /** Where a replica's code is, for errors raised outside its calls (a callback, a rejected promise). */
 export interface ReplicaStatus {
   phase: SegmentPhase | 'done';
@@ -49,7 +57,7 @@ class AbortedRun extends Error {}
  * sources wait for it, so the stream starts when every stage can take it (as a benchmark's peer
  * starts on 'go'), and a source's running time is the stream's.
  */
-export async function runReplica(plan: ReplicaPlan, code: LoadedCode, send: Send, go?: Promise<void>, watch?: { status?: () => ReplicaStatus }): Promise<void> {
+export async function runReplica(plan: ReplicaPlan, code: LoadedCode, send: Send, go?: Promise<void>, watch: ReplicaWatch = {}): Promise<void> {
   const seg = plan.segment;
   const stats = attachStats(plan.stats, plan.statsSlot);
   stats[STAT_START] = Date.now();
@@ -97,7 +105,11 @@ export async function runReplica(plan: ReplicaPlan, code: LoadedCode, send: Send
   const run: Fn = instance ? instance.run.bind(instance) : (code.impl as Fn);
 
   let stopped = false;
+  const stopping = new AbortController();
+  watch.cancel = (reason) => stopping.abort(new Error(reason));
+  let sourceIterator: Iterator<unknown> | AsyncIterator<unknown> | undefined;
   const ctx: SegmentContext = {
+    signal: stopping.signal,
     stop: () => {
       stopped = true;
     },
@@ -209,7 +221,7 @@ export async function runReplica(plan: ReplicaPlan, code: LoadedCode, send: Send
   // Where the code is, for the error report: the phase, and the record that failed.
   let phase: SegmentPhase | 'done' = 'setup';
   let failed: { index: number; record: string } | undefined;
-  if (watch) watch.status = () => ({ phase, index: phase === 'produce' ? outSeq : index });
+  watch.status = () => ({ phase, index: phase === 'produce' ? outSeq : index });
 
   /** Applies onError; returns normally to skip the record, throws to fail the run. */
   const onRecordError = (error: unknown, record: unknown) => {
@@ -241,7 +253,7 @@ export async function runReplica(plan: ReplicaPlan, code: LoadedCode, send: Send
     if (seg.kind === 'source') {
       const iterable = instance ? instance.run(ctx) : run(seg.options, ctx);
       if (iterable && typeof iterable[Symbol.iterator] === 'function' && typeof iterable.next === 'function' && !(Symbol.asyncIterator in iterable)) {
-        const it = iterable as Iterator<unknown>;
+        const it = (sourceIterator = iterable as Iterator<unknown>);
         for (;;) {
           stats[STAT_CALL] = outSeq + 1;
           const step = it.next();
@@ -256,7 +268,7 @@ export async function runReplica(plan: ReplicaPlan, code: LoadedCode, send: Send
           }
         }
       } else if (iterable && typeof iterable[Symbol.asyncIterator] === 'function') {
-        const it = (iterable as AsyncIterable<unknown>)[Symbol.asyncIterator]();
+        const it = (sourceIterator = (iterable as AsyncIterable<unknown>)[Symbol.asyncIterator]());
         for (;;) {
           stats[STAT_CALL] = outSeq + 1;
           const step = await it.next();
@@ -394,9 +406,17 @@ export async function runReplica(plan: ReplicaPlan, code: LoadedCode, send: Send
     stats[STAT_END] = Date.now();
     stats[STAT_BUSY] = stats[STAT_END]! - stats[STAT_START]! - waitInMs - (stats[STAT_WAIT_OUT] ?? 0);
     phase = 'done';
+    stopping.abort(new Error('the replica has ended'));
     send({ type: 'done', result, skipped, skippedCount });
   } catch (e) {
     stats[STAT_CALL] = 0;
+    stopping.abort(e);
+    // A generator that did not end by itself gets to run its finally blocks (close what it opened).
+    try {
+      void Promise.resolve(sourceIterator?.return?.()).catch(() => undefined);
+    } catch {
+      // A generator that is running cannot be returned: it ends when its await does.
+    }
     updateStats();
     stats[STAT_END] = Date.now();
     if ((e as { code?: string })?.code === 'ERR_RING_ABORTED' || (e as { code?: string })?.code === 'ERR_PEER_DEAD') {

@@ -6,7 +6,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { runReplica } from './runner.js';
+import { runReplica, type ReplicaWatch } from './runner.js';
 import type { ReplicaPlan, RunnerMessage, SegmentEntry } from './plan.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -25,6 +25,8 @@ export interface Replica {
   stop?: () => Promise<void>;
   /** Tells the replica every replica is ready (sources start then). */
   go?: () => void;
+  /** Tells the replica the run is stopping: its code's ctx.signal aborts. */
+  cancel?: () => void;
 }
 
 /** What the supervisor hears from a replica: its messages, its end (`how` it died, or null), a failure to start it. */
@@ -47,9 +49,11 @@ export function start(r: Replica, tsx: boolean, events: ReplicaEvents): void {
     let go!: () => void;
     const going = new Promise<void>((resolve) => (go = resolve));
     r.go = go;
+    const watch: ReplicaWatch = {};
+    r.cancel = () => watch.cancel?.('the run is stopping');
     // Later in this tick, so every replica is started before any runs.
     queueMicrotask(() => {
-      runReplica(r.plan, r.segment.local!, (m) => onMessage(r, m), going).catch((e) => {
+      runReplica(r.plan, r.segment.local!, (m) => onMessage(r, m), going, watch).catch((e) => {
         fail(e as Error);
         onExit(r, null);
       });
@@ -82,6 +86,9 @@ export function start(r: Replica, tsx: boolean, events: ReplicaEvents): void {
     r.go = () => {
       if (!gotFinal) worker.postMessage('go');
     };
+    r.cancel = () => {
+      if (!gotFinal) worker.postMessage('cancel');
+    };
     let error: Error | undefined;
     worker.on('error', (e) => (error = e));
     worker.on('exit', (code) => onExit(r, gotFinal ? null : error ? `uncaught ${error.name}: ${error.message}` : `worker thread exited with code ${code}`));
@@ -98,15 +105,17 @@ export function start(r: Replica, tsx: boolean, events: ReplicaEvents): void {
     handle(m);
     if (m.type !== 'ready') setTimeout(() => child.kill('SIGKILL'), 2000).unref();  // it exits by itself; this is for stray handles
   });
-  r.go = () => {
+  const tell = (word: 'go' | 'cancel') => {
     if (gotFinal || !child.connected) return;
     try {
-      // A child ending right now (its channel closing) has nothing left to start: ignore the error.
-      child.send('go', () => {});
+      // A child ending right now (its channel closing) has nothing left to hear: ignore the error.
+      child.send(word, () => {});
     } catch {
       // ERR_IPC_CHANNEL_CLOSED: the same.
     }
   };
+  r.go = () => tell('go');
+  r.cancel = () => tell('cancel');
   child.on('exit', (code, signal) => onExit(r, gotFinal ? null : signal ? `process killed by ${signal}` : `process exited with code ${code}`));
   child.on('error', (e) => fail(e));
   child.send({ plan: r.plan });

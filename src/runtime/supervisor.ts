@@ -97,6 +97,7 @@ async function superviseReplicas(run: RunPlan, options: RunOptions): Promise<Run
     failure = err;
     release();
     for (const ring of rings) ring.abort(ABORT_GENERIC);  // every parked side wakes and stops
+    for (const r of replicas) if (!r.done) r.cancel?.();  // code awaiting something else: ctx.signal
     // Code stuck in a loop never reaches a ring: terminate what has not stopped within a second.
     setTimeout(() => {
       for (const r of replicas) if (!r.done) void r.stop?.();

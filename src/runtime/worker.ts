@@ -5,7 +5,7 @@
 // failing flush is not lost; and an event loop that empties while a call is still in the code (a
 // promise nothing can settle any more) is reported as a stall, not as a crash or a hang.
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
-import { loadCode, runReplica, type ReplicaStatus } from './runner.js';
+import { loadCode, runReplica, type ReplicaStatus, type ReplicaWatch } from './runner.js';
 import { serializeError, type ReplicaPlan, type RunnerMessage } from './plan.js';
 
 // Lets run() refuse to start a pipeline from inside a worker (a module imported for its segment
@@ -20,8 +20,9 @@ interface Channel {
   unref(): void;
 }
 
-async function main(plan: ReplicaPlan, channel: Channel, go: Promise<void>): Promise<void> {
-  const watch: { status?: () => ReplicaStatus } = {};
+async function main(plan: ReplicaPlan, channel: Channel, go: Promise<void>, cancelled: Promise<string>): Promise<void> {
+  const watch: ReplicaWatch = {};
+  void cancelled.then((reason) => watch.cancel?.(reason));
   let final: RunnerMessage | undefined;
   /** The replica's last word: the first final message wins, later ones are dropped. */
   const finish = (m: RunnerMessage, after?: () => void) => {
@@ -77,13 +78,13 @@ async function main(plan: ReplicaPlan, channel: Channel, go: Promise<void>): Pro
   );
 }
 
-/** Resolves on the supervisor's 'go' (every replica is ready). */
-function goFrom(on: (listener: (m: unknown) => void) => void, off: (listener: (m: unknown) => void) => void): Promise<void> {
+/** Resolves on the supervisor's message `word`: 'go' (every replica is ready), 'cancel' (the run is stopping). */
+function heard(word: 'go' | 'cancel', on: (listener: (m: unknown) => void) => void, off: (listener: (m: unknown) => void) => void): Promise<string> {
   return new Promise((resolve) => {
     const listener = (m: unknown) => {
-      if (m !== 'go') return;
+      if (m !== word) return;
       off(listener);
-      resolve();
+      resolve(word === 'cancel' ? 'the run is stopping' : word);
     };
     on(listener);
   });
@@ -91,8 +92,9 @@ function goFrom(on: (listener: (m: unknown) => void) => void, off: (listener: (m
 
 if (!isMainThread && parentPort) {
   const port = parentPort;
-  const go = goFrom((l) => port.on('message', l), (l) => port.off('message', l));
-  void main((workerData as { plan: ReplicaPlan }).plan, { post: (m, done) => (port.postMessage(m), done?.()), unref: () => port.unref() }, go);
+  const on = (l: (m: unknown) => void) => port.on('message', l), off = (l: (m: unknown) => void) => port.off('message', l);
+  const go = heard('go', on, off).then(() => undefined), cancelled = heard('cancel', on, off);
+  void main((workerData as { plan: ReplicaPlan }).plan, { post: (m, done) => (port.postMessage(m), done?.()), unref: () => port.unref() }, go, cancelled);
 } else if (process.send) {
   // Orphaned (the supervisor died): nothing left to do.
   process.on('disconnect', () => process.exit(1));
@@ -100,7 +102,8 @@ if (!isMainThread && parentPort) {
   // this runner then ends cleanly) rather than every segment dying on its own.
   process.on('SIGINT', () => {});
   process.once('message', (msg: { plan: ReplicaPlan }) => {
-    const go = goFrom((l) => process.on('message', l), (l) => process.off('message', l));
+    const on = (l: (m: unknown) => void) => process.on('message', l), off = (l: (m: unknown) => void) => process.off('message', l);
+    const go = heard('go', on, off).then(() => undefined), cancelled = heard('cancel', on, off);
     void main(
       msg.plan,
       {
@@ -117,6 +120,7 @@ if (!isMainThread && parentPort) {
         unref: () => process.channel?.unref(),
       },
       go,
+      cancelled,
     );
   });
 }

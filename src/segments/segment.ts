@@ -20,6 +20,11 @@ export interface SegmentContext<O = unknown> {
   /** Which pass over the data this run is: RunOptions.epoch, counted up by iterate({ epochs }). */
   readonly epoch: number;
   /**
+   * Aborted when the run stops (a failure elsewhere, cancellation) or this replica has ended: pass
+   * it to long awaits (fetch, timers, queues) so they end with the run.
+   */
+  readonly signal: AbortSignal;
+  /**
    * An output tensor whose data lives in the output ring: fill it and return (or yield) it, and it
    * is handed on without a copy. At most one may be pending per output port.
    */
@@ -72,6 +77,11 @@ export abstract class Segment<O = unknown> {
   readonly declaredIn: string | undefined;
   module: string | undefined;
   exportName: string | undefined;
+  /**
+   * The code is a closure over objects of this thread (a stream, a queue): it runs with isolation
+   * 'local' only, which is then its default. Set by Source.from() and writableSource().
+   */
+  readonly inThisThread: boolean = false;
 
   constructor(impl: AnyFunction | SegmentClass<O>, options: SegmentOptions<O> = {}) {
     if (typeof impl !== 'function') {
@@ -96,6 +106,43 @@ export abstract class Segment<O = unknown> {
  */
 export class Source<O = unknown> extends Segment<O> {
   readonly kind = 'source' as const;
+
+  /**
+   * A source reading `input` in this thread: any iterable or async iterable, such as an array, a
+   * Node Readable (object mode: its objects; bytes: its Buffer chunks) or a web ReadableStream. It
+   * runs with isolation 'local' (the object cannot reach a worker). An input that fails fails the
+   * run naming the source; one that ends ends the stream. It is read once: a second run of the
+   * pipeline finds it consumed.
+   *
+   * @example
+   * const lines = Readable.from(['a', 'b']);
+   * await new Pipeline().add(Source.from(lines, { name: 'lines' })).add(new Sink(store)).run();
+   */
+  static from<T>(input: Iterable<T> | AsyncIterable<T>, options: { name?: string } = {}): Source {
+    if (input === null || typeof input !== 'object' || (typeof (input as Iterable<T>)[Symbol.iterator] !== 'function' && typeof (input as AsyncIterable<T>)[Symbol.asyncIterator] !== 'function')) {
+      throw new InvalidArgumentError(`Source.from: expected an iterable, an async iterable, a Readable or a ReadableStream, got ${input === null ? 'null' : typeof input}`);
+    }
+    const read = async function* (_options: unknown, ctx: SegmentContext) {
+      const it = (Symbol.asyncIterator in input ? (input as AsyncIterable<T>)[Symbol.asyncIterator]() : (input as Iterable<T>)[Symbol.iterator]()) as AsyncIterator<T> | Iterator<T>;
+      // A run that stops while the input is quiet must not leave this waiting for it.
+      const stopped = new Promise<never>((_, reject) => ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason), { once: true }));
+      stopped.catch(() => undefined);
+      try {
+        for (;;) {
+          const step = await Promise.race([it.next(), stopped]);
+          if (step.done) return;
+          yield step.value;
+        }
+      } finally {
+        // Close the input (a Readable is destroyed); when the run stopped, without waiting on it.
+        const closing = Promise.resolve(it.return?.()).catch(() => undefined);
+        if (!ctx.signal.aborted) await closing;
+      }
+    };
+    const source = new Source(read, { name: options.name ?? 'from' });
+    (source as { inThisThread: boolean }).inThisThread = true;
+    return source;
+  }
 }
 
 /**
