@@ -64,6 +64,8 @@ export { epochEnd, isEpochEnd, isBatch, tensorRecord } from './train/records.js'
 export type { Batch, TensorRecord, TensorPair } from './train/records.js';
 export { saveModel, loadModel } from './train/model-io.js';
 export { trainerFeed } from './train/feed.js';
+export { toTfDataset } from './train/tf-dataset.js';
+export type { TfDatasetOptions, TfDatasetSource } from './train/tf-dataset.js';
 export type { FeedOptions, EpochData } from './train/feed.js';
 export { readModelFiles, writeModelFiles, loadModelFiles } from './train/model-files.js';
 export type { ModelFiles } from './train/model-files.js';

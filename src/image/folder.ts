@@ -334,8 +334,9 @@ export async function loadDataset(options: ImageSourceOptions): Promise<ImageDat
  *
  * Items carry `epoch`, so that augmentations can be keyed on (seed, epoch, index).
  */
-export async function* imageSource(options: ImageSourceOptions): AsyncGenerator<ImageItem, void, undefined> {
-  const order = resolveOrder(options);
+export async function* imageSource(options: ImageSourceOptions, ctx?: { epoch: number }): AsyncGenerator<ImageItem, void, undefined> {
+  // Without an epoch of its own, the run's (ctx.epoch, counted up by iterate({ epochs })).
+  const order = { ...resolveOrder(options), ...(options.epoch === undefined && ctx ? { epoch: ctx.epoch } : {}) };
   const epochs = options.epochs ?? 1;
   if (!isNonNegInt(epochs)) throw new InvalidArgumentError(`imageSource: epochs must be a non-negative integer, got ${String(options.epochs)}`);
   const limit = options.limit ?? Infinity;
