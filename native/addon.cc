@@ -326,16 +326,16 @@ Napi::Value CppConsume(const Napi::CallbackInfo& info) {
     uint32_t i = 0;
     for (;;) {
       RecordView rec{};
-      int got = 0;
+      Next got = Next::kEmpty;
       bool published = false;  // before parking, hand back released space a writer may wait for
       ParkUntil(base, kOffDataSeq, kOffReadersWaiting, [&] {
-        if ((got = r.try_next(&rec)) != 0) return true;
+        if ((got = r.try_next(&rec)) != Next::kEmpty) return true;
         if (!published && r.publish()) futex_wake(reinterpret_cast<uint32_t*>(base + kOffSpaceSeq));
         published = true;
         return false;
       });
-      if (got == -2) { j->error = "ring aborted after " + std::to_string(i) + " records"; return; }
-      if (got == -1) break;
+      if (got == Next::kAborted) { j->error = "ring aborted after " + std::to_string(i) + " records"; return; }
+      if (got == Next::kClosed) break;
       bool ok = rec.seq == i && rec.length == testdata::length_of(i, seed, max_len);
       for (uint32_t k = 0; ok && k < rec.length; ++k) ok = rec.payload[k] == testdata::byte_of(i, k, seed);
       if (!ok) ++j->b;

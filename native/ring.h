@@ -1,8 +1,16 @@
 // ringpipe ring: memory layout and protocol, defined once.
 //
 // A ring lives at the start of a region (private mmap or POSIX shm). JavaScript drives the
-// same protocol over a SharedArrayBuffer with Atomics (src/ring/); it reads every offset below
-// from the addon's `layout` export, so this file is the single definition of the layout.
+// same protocol over a SharedArrayBuffer with Atomics (src/ring/): it takes the header offsets
+// from the addon's `layout` export, and src/native.ts checks at load that the record header and
+// alignment it hard-codes on the hot path (16 and 16) are this file's, so this file is the single
+// definition of the layout.
+//
+// Memory orders: every atomic below names its order. Where it is seq_cst, the reason is the
+// same each time: a side stores one word and then loads another (a writer publishes, then looks
+// at readersWaiting; a parked reader counts itself in readersWaiting, then looks for records);
+// only seq_cst on both sides guarantees one of them sees the other, so no wake-up is lost. JS
+// Atomics are always seq_cst.
 //
 // Positions are byte counters modulo 2^32 (uint32). Capacity is a power of two <= 2^30, so
 // `pos & (capacity - 1)` is the offset in the data area and `write - read` (mod 2^32) is the
@@ -123,20 +131,25 @@ inline std::atomic_ref<uint32_t> at(uint8_t* base, uint32_t off) {
   return std::atomic_ref<uint32_t>(*reinterpret_cast<uint32_t*>(base + off));
 }
 
-// Writes a fresh header. `base` is 64-byte aligned and region_size() bytes long.
+// Writes a fresh header. `base` is 64-byte aligned and region_size() bytes long. Nothing else
+// reads the ring before magic is set, so every store but the last is relaxed.
 inline void init_ring(uint8_t* base, uint32_t capacity, uint32_t reader_slots, uint32_t flags, uint32_t writers,
                       uint32_t creator_pid) {
+  constexpr auto relaxed = std::memory_order_relaxed;
   std::memset(base, 0, data_offset(reader_slots));
-  at(base, kOffCapacity).store(capacity);
-  at(base, kOffFlags).store(flags);
-  at(base, kOffReaderSlots).store(reader_slots);
-  at(base, kOffDataOffset).store(data_offset(reader_slots));
-  at(base, kOffWritersOpen).store(writers);
-  at(base, kOffCreatorPid).store(creator_pid);
-  for (uint32_t r = 0; r < reader_slots; ++r) at(base, kOffReaders + r * kLine + kReaderActive).store(1);
-  at(base, kOffVersion).store(kVersion);
+  at(base, kOffCapacity).store(capacity, relaxed);
+  at(base, kOffFlags).store(flags, relaxed);
+  at(base, kOffReaderSlots).store(reader_slots, relaxed);
+  at(base, kOffDataOffset).store(data_offset(reader_slots), relaxed);
+  at(base, kOffWritersOpen).store(writers, relaxed);
+  at(base, kOffCreatorPid).store(creator_pid, relaxed);
+  for (uint32_t r = 0; r < reader_slots; ++r) at(base, kOffReaders + r * kLine + kReaderActive).store(1, relaxed);
+  at(base, kOffVersion).store(kVersion, relaxed);
   at(base, kOffMagic).store(kMagic, std::memory_order_release);  // last: a mapped ring is valid once magic is set
 }
+
+// Config words of a ring whose magic was seen (written once, before magic's release store).
+inline uint32_t config(uint8_t* base, uint32_t off) { return at(base, off).load(std::memory_order_relaxed); }
 
 // ---------------------------------------------------------------------------------------------
 // Protocol. The C++ side below is the reference the JS side (src/ring/) is tested against; the
@@ -145,12 +158,14 @@ inline void init_ring(uint8_t* base, uint32_t capacity, uint32_t reader_slots, u
 
 // Smallest readPos over active readers; `fallback` when no reader is active (nobody to wait for).
 inline uint32_t min_read_pos(uint8_t* base, uint32_t fallback) {
-  const uint32_t slots = at(base, kOffReaderSlots).load(std::memory_order_relaxed);
+  const uint32_t slots = config(base, kOffReaderSlots);
   bool any = false;
   uint32_t best_used = 0, best = fallback;
   for (uint32_t r = 0; r < slots; ++r) {
     uint32_t slot = kOffReaders + r * kLine;
-    if (!at(base, slot + kReaderActive).load()) continue;
+    // acquire: a reader deactivated (it died, or let go) stops counting once this is seen.
+    if (!at(base, slot + kReaderActive).load(std::memory_order_acquire)) continue;
+    // acquire: pairs with the reader's publish; its reads of the space are done before we reuse it.
     uint32_t rp = at(base, slot + kReaderReadPos).load(std::memory_order_acquire);
     uint32_t used = fallback - rp;  // mod 2^32: how far this reader trails the writer
     if (!any || used > best_used) { best_used = used; best = rp; any = true; }
@@ -185,6 +200,7 @@ inline void write_header(uint8_t* data, uint32_t mask, uint32_t pos, uint32_t le
   std::memcpy(h + kRecTypeFlags, &type_flags, 4);
   std::memcpy(h + kRecSeq, &seq, 4);
 }
+// release: the header and payload written before it are visible to a reader that acquires it.
 inline void stamp(uint8_t* data, uint32_t mask, uint32_t pos) {
   at(data, (pos & mask) + kRecStamp).store(pos, std::memory_order_release);
 }
@@ -193,17 +209,18 @@ class Writer {
  public:
   explicit Writer(uint8_t* base)
       : base_(base),
-        capacity_(at(base, kOffCapacity).load()),
+        capacity_(config(base, kOffCapacity)),
         mask_(capacity_ - 1),
-        data_(base + at(base, kOffDataOffset).load()),
-        mp_(at(base, kOffFlags).load() & kFlagMultiProducer),
-        pos_(at(base, kOffWritePos).load()),
+        data_(base + config(base, kOffDataOffset)),
+        mp_(config(base, kOffFlags) & kFlagMultiProducer),
+        pos_(at(base, kOffWritePos).load(std::memory_order_acquire)),
         cached_min_(min_read_pos(base, pos_)) {}
 
   // Claims room for `length` payload bytes; nullptr when the ring is full right now.
   uint8_t* try_claim(uint32_t length, uint32_t type, uint32_t seq, uint32_t align = 16) {
     for (;;) {
-      uint32_t pos = mp_ ? at(base_, kOffWritePos).load() : pos_;
+      // relaxed: MP claims are settled by the CAS below; an SP writer owns pos_.
+      uint32_t pos = mp_ ? at(base_, kOffWritePos).load(std::memory_order_relaxed) : pos_;
       Placement p = place(pos, capacity_, length, align);
       if (pos + p.total - cached_min_ > capacity_) {
         cached_min_ = min_read_pos(base_, pos);
@@ -211,7 +228,8 @@ class Writer {
       }
       if (mp_) {
         uint32_t expected = pos;
-        if (!at(base_, kOffWritePos).compare_exchange_weak(expected, pos + p.total)) continue;
+        // relaxed: the CAS only makes [pos, pos + total) this writer's; the stamp publishes the record.
+        if (!at(base_, kOffWritePos).compare_exchange_weak(expected, pos + p.total, std::memory_order_relaxed)) continue;
       }
       uint32_t at_pos = pos;
       if (p.wrap_pad) { write_pad(at_pos, p.wrap_pad); at_pos += p.wrap_pad; }
@@ -230,9 +248,13 @@ class Writer {
 
   // SP: make committed records visible. MP: stamps already did. Then wake parked readers.
   void publish() {
-    if (!mp_) at(base_, kOffWritePos).store(pos_);
-    if (at(base_, kOffReadersWaiting).load()) {
-      at(base_, kOffDataSeq).fetch_add(1);
+    // seq_cst (see the top): this store, then the load of readersWaiting, against a parked
+    // reader's increment of readersWaiting, then its look at writePos. Also a release: records
+    // below pos_ are complete for a reader that sees it.
+    if (!mp_) at(base_, kOffWritePos).store(pos_, std::memory_order_seq_cst);
+    if (at(base_, kOffReadersWaiting).load(std::memory_order_seq_cst)) {
+      // seq_cst: the futex word moves before the wake a parked reader compares it against.
+      at(base_, kOffDataSeq).fetch_add(1, std::memory_order_seq_cst);
       wake_ = true;
     }
   }
@@ -259,34 +281,41 @@ struct RecordView {
   uint32_t length, type_flags, seq;
 };
 
+// What Reader::try_next found.
+enum class Next { kRecord, kEmpty, kClosed, kAborted };
+
 class Reader {
  public:
   Reader(uint8_t* base, uint32_t slot)
       : base_(base),
         slot_(kOffReaders + slot * kLine),
-        mask_(at(base, kOffCapacity).load() - 1),
-        data_(base + at(base, kOffDataOffset).load()),
-        pos_(at(base, slot_ + kReaderReadPos).load()),
+        mask_(config(base, kOffCapacity) - 1),
+        data_(base + config(base, kOffDataOffset)),
+        pos_(at(base, slot_ + kReaderReadPos).load(std::memory_order_relaxed)),  // this reader's own word
         cached_write_(pos_) {}
 
-  // 1: a record; 0: nothing yet; -1: closed and drained; -2: aborted.
-  int try_next(RecordView* out) {
+  // kRecord (in *out), kEmpty (nothing yet), kClosed (closed and drained) or kAborted.
+  Next try_next(RecordView* out) {
     for (;;) {
       if (pos_ == cached_write_) {
-        uint32_t state = at(base_, kOffState).load();
-        cached_write_ = at(base_, kOffWritePos).load();
-        if (state == kStateAborted) return -2;
-        if (pos_ == cached_write_) return state == kStateClosed ? -1 : 0;
+        // State before writePos, both acquire: a reader that sees the ring closed then sees the
+        // write position of every record published before the close.
+        uint32_t state = at(base_, kOffState).load(std::memory_order_acquire);
+        // seq_cst (see the top): the look for records after a parked reader counted itself waiting.
+        cached_write_ = at(base_, kOffWritePos).load(std::memory_order_seq_cst);
+        if (state == kStateAborted) return Next::kAborted;
+        if (pos_ == cached_write_) return state == kStateClosed ? Next::kClosed : Next::kEmpty;
       }
       const uint8_t* h = data_ + (pos_ & mask_);
-      if (at(const_cast<uint8_t*>(h), kRecStamp).load(std::memory_order_acquire) != pos_) return 0;  // claimed, not committed
+      // acquire: pairs with the writer's stamp; the header and payload are complete once it matches.
+      if (at(const_cast<uint8_t*>(h), kRecStamp).load(std::memory_order_acquire) != pos_) return Next::kEmpty;  // claimed, not committed
       std::memcpy(&out->length, h + kRecLength, 4);
       std::memcpy(&out->type_flags, h + kRecTypeFlags, 4);
       std::memcpy(&out->seq, h + kRecSeq, 4);
       if ((out->type_flags & 0xffff) == kTypePad) { pos_ += record_size(out->length); continue; }
       out->payload = h + kRecordHeader;
       current_size_ = record_size(out->length);
-      return 1;
+      return Next::kRecord;
     }
   }
 
@@ -294,9 +323,11 @@ class Reader {
 
   // Makes released space available to writers; true when a parked writer should be woken.
   bool publish() {
-    at(base_, slot_ + kReaderReadPos).store(pos_);
-    if (at(base_, kOffWritersWaiting).load()) {
-      at(base_, kOffSpaceSeq).fetch_add(1);
+    // seq_cst (see the top), against a parked writer's increment of writersWaiting; also a
+    // release: this reader's reads of the space are done before a writer reuses it.
+    at(base_, slot_ + kReaderReadPos).store(pos_, std::memory_order_seq_cst);
+    if (at(base_, kOffWritersWaiting).load(std::memory_order_seq_cst)) {
+      at(base_, kOffSpaceSeq).fetch_add(1, std::memory_order_seq_cst);  // the futex word, before the wake
       return true;
     }
     return false;
@@ -312,11 +343,13 @@ class Reader {
 // Ends the stream for one writer; the last one to close moves the ring to kStateClosed.
 // Returns true when readers must be woken.
 inline bool close_writer(uint8_t* base) {
-  if (at(base, kOffWritersOpen).fetch_sub(1) == 1) {
+  // acq_rel: the last writer to close sees every other writer's records before it closes.
+  if (at(base, kOffWritersOpen).fetch_sub(1, std::memory_order_acq_rel) == 1) {
     uint32_t open = kStateOpen;
-    at(base, kOffState).compare_exchange_strong(open, kStateClosed);
+    // release: a reader that acquires kStateClosed sees every record published before (try_next).
+    at(base, kOffState).compare_exchange_strong(open, kStateClosed, std::memory_order_release, std::memory_order_relaxed);
   }
-  at(base, kOffDataSeq).fetch_add(1);
+  at(base, kOffDataSeq).fetch_add(1, std::memory_order_seq_cst);  // the futex word, before the wake
   return true;
 }
 
@@ -325,16 +358,19 @@ inline bool close_writer(uint8_t* base) {
 inline int register_writer_pid(uint8_t* base, uint32_t pid) {
   for (uint32_t i = 0; i < kMaxWriters; ++i) {
     uint32_t zero = 0;
-    if (at(base, kOffWriterPids + 4 * i).compare_exchange_strong(zero, pid)) return static_cast<int>(i);
+    // relaxed: pids are for liveness checks only; nothing is published through them.
+    if (at(base, kOffWriterPids + 4 * i).compare_exchange_strong(zero, pid, std::memory_order_relaxed)) return static_cast<int>(i);
   }
   return -1;
 }
 
 inline void abort_ring(uint8_t* base, uint32_t code) {
-  at(base, kOffAbortCode).store(code);
-  at(base, kOffState).store(kStateAborted);
-  at(base, kOffDataSeq).fetch_add(1);
-  at(base, kOffSpaceSeq).fetch_add(1);
+  at(base, kOffAbortCode).store(code, std::memory_order_relaxed);
+  // release: whoever sees kStateAborted sees the abort code with it.
+  at(base, kOffState).store(kStateAborted, std::memory_order_release);
+  // seq_cst: the futex words move before the wakes parked sides compare them against.
+  at(base, kOffDataSeq).fetch_add(1, std::memory_order_seq_cst);
+  at(base, kOffSpaceSeq).fetch_add(1, std::memory_order_seq_cst);
 }
 
 }  // namespace ringpipe

@@ -65,3 +65,15 @@ function load(): Addon {
 
 export const native: Addon = load();
 export const layout: Layout = native.layout;
+
+/**
+ * The record header size and alignment the JS hot path uses as constants (src/ring/reader.ts,
+ * writer.ts): checked against native/ring.h, the one definition of the layout, at load.
+ */
+export const RECORD_HEADER = 16, RECORD_ALIGN = 16;
+if (layout.recordHeader !== RECORD_HEADER || layout.recordAlign !== RECORD_ALIGN) {
+  throw new NativeLoadError(
+    'ERR_NATIVE_LOAD',
+    `ringpipe's addon lays records out with a ${layout.recordHeader}-byte header aligned to ${layout.recordAlign}, its JavaScript with ${RECORD_HEADER} and ${RECORD_ALIGN}: rebuild both from one checkout (npm run build)`,
+  );
+}

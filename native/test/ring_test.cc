@@ -116,11 +116,11 @@ static ConsumeResult consume(uint8_t* base, uint32_t slot, uint32_t producers, u
   uint64_t n = 0;
   for (;;) {
     RecordView rec{};
-    int got = 0;
+    Next got = Next::kEmpty;
     // Before parking, hand back released space: a writer may be waiting for exactly that.
     bool published = false;
     if (!park_until(base, kOffDataSeq, kOffReadersWaiting, [&] {
-          if ((got = r.try_next(&rec)) != 0) return true;
+          if ((got = r.try_next(&rec)) != Next::kEmpty) return true;
           if (!published && r.publish()) wake(base, kOffSpaceSeq);
           published = true;
           return false;
@@ -128,8 +128,8 @@ static ConsumeResult consume(uint8_t* base, uint32_t slot, uint32_t producers, u
       res.aborted = true;
       return res;
     }
-    if (got == -2) { res.aborted = true; return res; }
-    if (got == -1) break;
+    if (got == Next::kAborted) { res.aborted = true; return res; }
+    if (got == Next::kClosed) break;
     uint32_t producer = (rec.type_flags & 0xffff) - 1;
     bool ok = producer < producers && rec.seq == res.counts[producer] &&
               rec.length == testdata::length_of(rec.seq, seed, max_len);
@@ -252,12 +252,12 @@ static void test_killed_producer() {
   bool ended_with_error = false;
   for (;;) {
     RecordView rec{};
-    int n = 0;
-    if (!park_until(ring2.base(), kOffDataSeq, kOffReadersWaiting, [&] { return (n = r.try_next(&rec)) != 0; })) {
+    Next n = Next::kEmpty;
+    if (!park_until(ring2.base(), kOffDataSeq, kOffReadersWaiting, [&] { return (n = r.try_next(&rec)) != Next::kEmpty; })) {
       ended_with_error = true;
       break;
     }
-    if (n < 0) break;
+    if (n != Next::kRecord) break;
     r.release();
     ++got;
   }

@@ -1,7 +1,7 @@
 // The reading end of a ring: one cursor. Hot path: next() -> use the payload where it lies ->
 // release(). Released space is handed back to writers in batches (releaseEvery records or
 // capacity/8 bytes, or flush()), for the same cache-line reason as the writer's publish.
-import { layout as L } from '../native.js';
+import { layout as L, RECORD_HEADER } from '../native.js';
 import { attachRing, RingMemory, type RingDescriptor } from './ring.js';
 import { abortedError, DEFAULT_SPIN, park, parkSync, SpinBudget, type ParkSpec, type WaitOptions } from './wait.js';
 
@@ -26,7 +26,7 @@ export interface Hold {
 export const EMPTY = -1;
 export const END = -2;
 
-const HDR = 16;
+const HDR = RECORD_HEADER;
 /** A parked reader's first sleep (ms): the most a busy writer's unannounced records wait for it. */
 const DATA_SLICE_MS = 2;
 

@@ -2,7 +2,7 @@
 // become visible to readers in batches (publishEvery records or capacity/8 bytes, or flush()):
 // publishing stores the shared write position, and doing that per record makes the two cores
 // fight over its cache line.
-import { layout as L } from '../native.js';
+import { layout as L, RECORD_HEADER } from '../native.js';
 import { RingError } from '../errors.js';
 import { attachRing, maxPayload, RingMemory, type RingDescriptor } from './ring.js';
 import { abortedError, DEFAULT_SPIN, park, parkSync, SpinBudget, type ParkSpec, type WaitOptions } from './wait.js';
@@ -14,7 +14,7 @@ export interface WriterOptions {
   spin?: number;
 }
 
-const HDR = 16;
+const HDR = RECORD_HEADER;
 
 export class RingWriter {
   readonly mem: RingMemory;
