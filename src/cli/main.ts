@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The `ringpipe` executable. Signal handlers come first: a SIGTERM while the commands load (a few
 // hundred ms) then cancels the command like any other, instead of killing the process.
+import { OutputClosedError } from './errors.js';
 
 const controller = new AbortController();
 let interrupts = 0;
@@ -20,7 +21,7 @@ const onOutputError = (err: NodeJS.ErrnoException) => {
   if (outputClosed) return;
   if (err.code !== 'EPIPE' && err.code !== 'ERR_STREAM_DESTROYED') throw err;
   outputClosed = true;
-  controller.abort(new Error('its output was closed'));
+  controller.abort(new OutputClosedError());
 };
 process.stdout.on('error', onOutputError);
 process.stderr.on('error', onOutputError);
