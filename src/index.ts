@@ -42,7 +42,7 @@ export type { ArtifactStore, ArtifactWriter, ArtifactManifest, ArtifactRecord, A
 export * as image from './image/index.js';
 export { imageFolder, imageList, imageSource, preprocess, preprocessItem, ImageDecodeError, IMAGENET_MEAN, IMAGENET_STD } from './image/index.js';
 export type { ImageItem, ImageSourceOptions, PreprocessSpec, ImageTensor } from './image/index.js';
-export { imagePipeline, imageItems, preprocessImages, writeShards, digestSink, skippedImages, ImagePreprocessor, ShardWriterSink, DigestSink } from './image/index.js';
+export { imagePipeline, imageItems, preprocessImages, writeShards, digestSink, skippedImages, unusedImages, ImagePreprocessor, ShardWriterSink, DigestSink } from './image/index.js';
 export type { ImagePipelineOptions, SampleMeta, SkippedImage, ImagePreprocessorOptions, ImagePreprocessorReport, DigestReport, WriteShardsOptions } from './image/index.js';
 
 // Datasets, trainers and sweeps (TensorFlow.js: tfjs-node-gpu, tfjs-node, or tfjs + wasm).

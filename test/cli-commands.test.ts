@@ -45,13 +45,13 @@ describe('validate', () => {
     const p = makeProject(chain());
     const r = await cli(['validate', p.file]);
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/valid \(5 items, 3 stages, 5 stage runs across branches\)/);
+    expect(r.stdout).toMatch(/valid \(5 items, 3 stages, 5 stage runs across 2 branches\)/);
     const j = await cli(['validate', p.file, '--json']);
-    expect(parseJsonOutput(j.stdout)).toMatchObject({ valid: true, items: 5, stages: 3, stageRuns: 5 });
+    expect(parseJsonOutput(j.stdout)).toMatchObject({ valid: true, items: 5, stages: 3, branches: 2, stageRuns: 5 });
   });
 
   it('config errors exit 2 and name item and field', async () => {
-    const p = makeProject({ a: { size: 1 }, b: { run: './steps.mjs#nope' }, c: { run: './steps.mjs#square', inputs: ['zz'] } });
+    const p = makeProject({ a: { size: 1 }, b: { run: './steps.mjs#nope', inputs: [] }, c: { run: './steps.mjs#square', inputs: ['zz'] } });
     const r = await cli(['validate', p.file]);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain("item 'a', field 'type': missing field 'type'");
@@ -64,12 +64,13 @@ describe('validate', () => {
 });
 
 describe('run', () => {
-  it('--json prints exactly one JSON object with every stage; a second run is all cached', async () => {
+  it('--json prints exactly one JSON object with every stage run, branch by branch; a second run is all cached', async () => {
     const p = makeProject(chain());
     const r = await cli(['run', p.file, '--json']);
     expect(r.code).toBe(0);
     const out = parseJsonOutput(r.stdout);
-    expect(Object.keys(out)).toEqual(['stages']);
+    expect(Object.keys(out)).toEqual(['stages', 'notRun', 'unusedInputs']);
+    expect([out.notRun, out.unusedInputs]).toEqual([[], []]);
     expect(out.stages).toHaveLength(5);
     for (const s of out.stages) {
       expect(Object.keys(s)).toEqual(['name', 'branch', 'status', 'records', 'seconds']);
@@ -79,8 +80,8 @@ describe('run', () => {
     expect(out.stages.map((s: { name: string; branch: string | null; records: number }) => [s.name, s.branch === null, s.records])).toEqual([
       ['numbers', true, 3],
       ['scaled', false, 3],
-      ['scaled', false, 3],
       ['total', false, 1],
+      ['scaled', false, 3],
       ['total', false, 1],
     ]);
     // progress went to stderr as plain lines (not a terminal)
@@ -104,7 +105,7 @@ describe('run', () => {
       ['broken', 'failed'],
       ['fine', 'computed'],
     ]);
-    expect(out.stages[1].error).toMatch(/boom on 2/);
+    expect(out.stages[1].error).toMatchObject({ code: 'ERR_STAGE_FAILED', record: 2, message: expect.stringMatching(/boom on 2/) });
     expect(r.stderr).toMatch(/error: stage 'broken': 'boom' failed on record 2: boom on 2/);
   });
 
@@ -123,7 +124,8 @@ describe('run', () => {
     expect(r.stdout).toMatch(/grid\.factor=3/);
     expect(r.stdout).toMatch(/5 stage runs: 5 computed, 0 cached, 0 failed/);
     const dryJson = parseJsonOutput((await cli(['run', p.file, '--dry-run', '--json', '--set', 'grid.factor=[3,4]'])).stdout);
-    expect(dryJson.stages.map((s: { status: string }) => s.status)).toEqual(['cached', 'cached', 'pending', 'cached', 'pending']);
+    // branch by branch: numbers, then scaled and total for factor 3 (cached), then for factor 4
+    expect(dryJson.stages.map((s: { status: string }) => s.status)).toEqual(['cached', 'cached', 'cached', 'pending', 'pending']);
   });
 
   it('--set overrides; --cache-dir puts the cache elsewhere', async () => {
@@ -146,7 +148,7 @@ describe('run', () => {
       const r = await cli(['run', p.file, '--json']);
       expect(r.code).toBe(1);
       expect(r.stderr).toMatch(/warning: item 't', field 'type': stage type 'image_preprocess' is not available/);
-      expect(parseJsonOutput(r.stdout).stages[0]).toMatchObject({ name: 't', status: 'failed', error: expect.stringMatching(/not available/) });
+      expect(parseJsonOutput(r.stdout).stages[0]).toMatchObject({ name: 't', status: 'failed', error: { code: 'ERR_NOT_AVAILABLE', message: expect.stringMatching(/not available/) } });
     } finally {
       type.module = module;
     }

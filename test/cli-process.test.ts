@@ -135,7 +135,11 @@ describe('interrupted and concurrent runs', () => {
     run.child.kill('SIGINT');
     const r = await run;
     expect(r.code).toBe(1);
-    expect(statusOf(r.stdout)).toEqual(['numbers:computed', 'slowed:failed', 'after:failed', 'total:failed']);
+    expect(statusOf(r.stdout)).toEqual(['numbers:computed', 'slowed:failed']);
+    expect(parseJsonOutput(r.stdout).notRun).toEqual([
+      { name: 'after', code: 'ERR_ABORTED', reason: 'the run was cancelled', count: 1 },
+      { name: 'total', code: 'ERR_ABORTED', reason: 'the run was cancelled', count: 1 },
+    ]);
     expect(r.stderr).toMatch(/interrupted/);
     const store = new FsArtifactStore(join(p.dir, '.ringpipe', 'cache'));
     expect((await store.list()).map((e) => e.manifest.stage)).toEqual(['numbers']);

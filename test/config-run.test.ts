@@ -353,7 +353,7 @@ describe('library stages', () => {
 });
 
 describe('failures', () => {
-  it('a failing stage fails its dependents; independent stages go on; nothing partial is cached', async () => {
+  it('a failing stage leaves its dependents not run (counted, not listed); independent stages go on; nothing partial is cached', async () => {
     const spec = {
       params: { type: 'parameters', n: 4 },
       numbers: { run: './steps.mjs#count', inputs: ['params'] },
@@ -363,14 +363,15 @@ describe('failures', () => {
     };
     const { result, project } = await run(spec);
     expect(result.ok).toBe(false);
-    expect(statuses(result)).toEqual(['numbers:computed', 'broken:failed', 'after:failed', 'fine:computed']);
+    expect(statuses(result)).toEqual(['numbers:computed', 'broken:failed', 'fine:computed']);
+    expect(result.notRun).toEqual([{ name: 'after', code: 'ERR_UPSTREAM_FAILED', reason: "its input 'broken' failed", count: 1 }]);
     const broken = result.stages.find((s) => s.name === 'broken')!;
     expect(broken.error).toMatchObject({ code: 'ERR_STAGE_FAILED', stage: 'broken', record: 2 });
     expect(broken.error!.message).toBe("stage 'broken': 'boom' failed on record 2: boom on 2");
     expect((broken.error as Error & { cause?: Error }).cause!.message).toBe('boom on 2');
-    expect(result.stages.find((s) => s.name === 'after')!.error).toMatchObject({ code: 'ERR_UPSTREAM_FAILED' });
     const again = await run(spec, { project });
-    expect(statuses(again.result)).toEqual(['numbers:cached', 'broken:failed', 'after:failed', 'fine:cached']);
+    expect(statuses(again.result)).toEqual(['numbers:cached', 'broken:failed', 'fine:cached']);
+    expect(again.events.filter((e) => e.type === 'not-run').map((e) => e.type === 'not-run' && e.group)).toEqual(again.result.notRun);
   });
 
   it('on_error "skip" drops failing records and reports them', async () => {
@@ -385,7 +386,7 @@ describe('failures', () => {
   });
 
   it('an export that is not a function; a library stage type that is not available', async () => {
-    const { result } = await run({ nf: { run: './steps.mjs#notAFunction' } });
+    const { result } = await run({ nf: { run: './steps.mjs#notAFunction', inputs: [] } });
     expect(result.stages[0]!.error).toMatchObject({ code: 'ERR_CONFIG', item: 'nf', field: 'run', message: expect.stringMatching(/not a function/) });
     // Every library type ships now: make one's module go missing, as in a build without it.
     const type = LIBRARY_STAGE_TYPES.image_preprocess as { module: string };
@@ -404,7 +405,7 @@ describe('failures', () => {
   it('refuses to run a module that changed after this process imported it', async () => {
     const project = makeProject({});
     writeFileSync(project.path('mod.mjs'), 'export const f = () => 1;\n');
-    const spec = { s: { run: './mod.mjs#f' } };
+    const spec = { s: { run: './mod.mjs#f', inputs: [] } };
     const first = await run(spec, { project });
     expect(first.result.ok).toBe(true);
     writeFileSync(project.path('mod.mjs'), 'export const f = () => 2;\n');
@@ -412,7 +413,7 @@ describe('failures', () => {
     expect(second.result.stages[0]!.error).toMatchObject({ code: 'ERR_STALE_MODULE' });
   });
 
-  it('cancellation: stages not run are failed with ERR_ABORTED; nothing partial is cached', async () => {
+  it('cancellation: the running stage fails with ERR_ABORTED, the rest is counted not run; nothing partial is cached', async () => {
     const project = makeProject({
       params: { type: 'parameters', n: 50, ms: 20, markAt: -1 },
       numbers: { run: './steps.mjs#count', inputs: ['params'] },
@@ -427,8 +428,9 @@ describe('failures', () => {
         if (e.type === 'stage-progress' && e.name === 'slowed' && e.consumed >= 3) ac.abort();
       },
     });
-    expect(statuses(result)).toEqual(['numbers:computed', 'slowed:failed', 'after:failed']);
+    expect(statuses(result)).toEqual(['numbers:computed', 'slowed:failed']);
     expect(result.stages[1]!.error).toMatchObject({ code: 'ERR_ABORTED' });
+    expect(result.notRun).toEqual([{ name: 'after', code: 'ERR_ABORTED', reason: 'the run was cancelled', count: 1 }]);
     expect((await p.status()).map((s) => !!s.manifest)).toEqual([true, false, false]);
   });
 });

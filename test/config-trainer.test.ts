@@ -184,7 +184,7 @@ describe('trainer stage', () => {
     const base = { type: 'trainer', inputs: ['examples'], model: './model.mjs' };
     const project = makeProject(
       {
-        examples: { run: './data.mjs#blobs' },
+        examples: { run: './data.mjs#blobs', inputs: [] },
         p: { type: 'parameters', lr: 1 },
         t_epochs: { ...base, epochs: 0 },
         t_unknown: { ...base, batchsize: 16 },
@@ -209,7 +209,7 @@ describe('trainer stage', () => {
     const found = Object.fromEntries(err.issues.map((i: { item: string; field: string; message: string }) => [i.item, [i.field, i.message]]));
     expect(found).toEqual({
       t_epochs: ['epochs', 'must be >= 1'],
-      t_unknown: ['batchsize', "unknown option 'batchsize' of a 'trainer' stage"],
+      t_unknown: ['batchsize', expect.stringMatching(/^unknown option 'batchsize' of a 'trainer' stage \(did you mean 'batch_size'\?\) \(its options: model, epochs, batch_size, /)],
       t_nomodel: ['model', "missing option 'model'"],
       t_export: ['model', "module './model.mjs' has no export 'nope' (it exports: createModel, other)"],
       t_factory: ['model', "module './data.mjs' has no export 'createModel' or 'default' (it exports: batches, blobs, validationSet)"],
@@ -226,7 +226,7 @@ describe('trainer stage', () => {
     });
     expect(err.issues).toHaveLength(Object.keys(found).length); // one issue per item
     // the CLI says the same, with exit code 2
-    project.write({ examples: { run: './data.mjs#blobs' }, trained: { ...base, epochs: 0 } });
+    project.write({ examples: { run: './data.mjs#blobs', inputs: [] }, trained: { ...base, epochs: 0 } });
     const v = await cli(['validate', project.file]);
     expect(v.code).toBe(2);
     expect(v.stderr).toContain("item 'trained', field 'epochs': must be >= 1");

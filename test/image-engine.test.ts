@@ -2,7 +2,7 @@
 // threads (and once in processes), with bad files, determinism and batching.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -11,7 +11,7 @@ import { SegmentError } from '../src/runtime/errors.js';
 import { preprocess, type PreprocessSpec } from '../src/image/decode.js';
 import { imageFolder, selectItems, type ImageItem } from '../src/image/folder.js';
 import { IMAGENET_MEAN, IMAGENET_STD } from '../src/image/normalize.js';
-import { digestSink, imagePipeline, skippedImages } from '../src/image/pipeline.js';
+import { digestSink, imagePipeline, skippedImages, unusedImages } from '../src/image/pipeline.js';
 import type { DigestReport, ImagePreprocessorReport } from '../src/image/segments.js';
 import { threadPlan } from '../src/image/threads.js';
 import { findJemalloc } from '../src/image/allocator.js';
@@ -186,6 +186,25 @@ it("replicas in threads keep the rule's libvips threads when another thread load
   } finally {
     sharp.concurrency(before);
     sharp.cache(true);
+  }
+});
+
+it('the folder entries the source did not use are in the result, with the reason', async () => {
+  const odd = await mkdtemp(join(tmpdir(), 'ringpipe-image-unused-'));
+  try {
+    await mkdir(join(odd, 'cat', 'x.jpg'), { recursive: true });
+    await writeFile(join(odd, 'cat', 'a.jpg'), await sharp(noise(20, 20, 1), { raw: { width: 20, height: 20, channels: 3 } }).jpeg().toBuffer());
+    await symlink('gone.jpg', join(odd, 'cat', 'dangling.jpg'));
+    await symlink('..', join(odd, 'cat', 'loop'));
+    const r = await imagePipeline({ dir: odd, spec: SPEC, workers: 1, isolation: 'thread', sink: digestSink() }).run({ handleSigint: false });
+    expect(digestOf(r).records).toHaveLength(1);
+    expect(unusedImages(r).map((u) => [u.path.slice(odd.length + 1), u.reason])).toEqual([
+      ['cat/dangling.jpg', 'a dangling symbolic link: its target gone.jpg does not exist'],
+      ['cat/loop', 'a symbolic link to a folder above it: a loop, not followed'],
+      ['cat/x.jpg', 'a folder, not an image file, although its name ends in .jpg: the images in it are listed'],
+    ]);
+  } finally {
+    await rm(odd, { recursive: true, force: true });
   }
 });
 

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvalidArgumentError } from '../src/errors.js';
-import { imageFolder, imageList, imageSource, selectItems, type ImageItem } from '../src/image/folder.js';
+import { imageFolder, imageList, imageSource, ImageSourceSegment, selectItems, type ImageItem } from '../src/image/folder.js';
 import { parseCsv, parseCsvLabels, parseJsonLabels } from '../src/image/labels.js';
 
 let root: string;
@@ -45,6 +45,50 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await rm(root, { recursive: true, force: true });
+});
+
+describe('imageFolder: what it does not use is reported', () => {
+  beforeAll(async () => {
+    await touch('odd', 'cat', 'a.jpg');
+    await touch('odd', 'cat', 'notes.txt');
+    await touch('odd', 'cat', '.hidden.jpg');
+    await mkdir(p('odd', 'cat', 'folder.jpg'));
+    await touch('odd', 'cat', 'folder.jpg', 'inner.jpg');
+    await symlink('nowhere.jpg', p('odd', 'cat', 'dangling.jpg'));
+    await symlink('..', p('odd', 'cat', 'loop'));
+    await symlink('self.jpg', p('odd', 'cat', 'self.jpg'));
+    await symlink('a.jpg', p('odd', 'cat', 'alias.jpg'));
+    await touch('odd', 'top.jpg');
+  });
+  const rel = (list: { path: string; reason: string }[] | undefined) => (list ?? []).map((u) => [u.path.slice(p('odd').length + 1), u.reason]);
+
+  it("labels 'folder': dangling links, link loops, folders named like images, other extensions, hidden files, files outside the class folders", async () => {
+    const ds = await imageFolder(p('odd'));
+    expect(ds.items.map((i) => i.path!.slice(p('odd').length + 1))).toEqual(['cat/a.jpg', 'cat/alias.jpg', 'cat/folder.jpg/inner.jpg']);
+    expect(rel(ds.unused)).toEqual([
+      ['cat/.hidden.jpg', "hidden (its name starts with '.'; includeHidden lists it)"],
+      ['cat/dangling.jpg', 'a dangling symbolic link: its target nowhere.jpg does not exist'],
+      ['cat/folder.jpg', 'a folder, not an image file, although its name ends in .jpg: the images in it are listed'],
+      ['cat/loop', 'a symbolic link to a folder above it: a loop, not followed'],
+      ['cat/notes.txt', expect.stringMatching(/^not an image by its extension \(listed: \.jpg \.jpeg/)],
+      ['cat/self.jpg', 'a symbolic link loop (-> self.jpg)'],
+      ['top.jpg', "outside every class folder (labels: 'folder' takes the images in the first-level folders)"],
+    ]);
+  });
+
+  it("labels 'none' and followSymlinks false", async () => {
+    const none = await imageFolder(p('odd'), { labels: 'none' });
+    expect(rel(none.unused).map(([path]) => path)).toEqual(['cat/.hidden.jpg', 'cat/dangling.jpg', 'cat/folder.jpg', 'cat/loop', 'cat/notes.txt', 'cat/self.jpg']);
+    const noLinks = await imageFolder(p('odd'), { labels: 'none', followSymlinks: false });
+    expect(rel(noLinks.unused).filter(([path]) => path === 'cat/alias.jpg')).toEqual([['cat/alias.jpg', 'a symbolic link (-> a.jpg); followSymlinks is false']]);
+  });
+
+  it('the source segment reports them at teardown', async () => {
+    const seg = new ImageSourceSegment();
+    seg.setup({ dir: p('odd') });
+    expect(await collect(seg.run())).toHaveLength(3);
+    expect(seg.teardown().unused.map((u) => u.path.slice(p('odd').length + 1))).toContain('cat/dangling.jpg');
+  });
 });
 
 describe('imageFolder', () => {

@@ -21,7 +21,7 @@ import type { RunResult } from '../../src/runtime/supervisor.js';
 import type { PreprocessSpec } from '../../src/image/decode.js';
 import { loadDataset, selectItems, type LabelSource } from '../../src/image/folder.js';
 import { IMAGENET_MEAN, IMAGENET_STD } from '../../src/image/normalize.js';
-import { imagePipeline, skippedImages, writeShards, type SkippedImage } from '../../src/image/pipeline.js';
+import { imagePipeline, skippedImages, unusedImages, writeShards, type SkippedImage } from '../../src/image/pipeline.js';
 import type { ShardManifest } from '../../src/image/shards.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -55,6 +55,8 @@ export interface PreprocessFolderOptions {
 export interface PreprocessFolderResult {
   manifest: ShardManifest;
   skipped: { path: string | undefined; reason: string }[];
+  /** Entries of the folder that are not images of the dataset (hidden, other extensions, dangling links, ...). */
+  unused: { path: string; reason: string }[];
   seconds: number;
   /** The engine's result: per-segment stats, skipped records, teardown results. */
   run: RunResult;
@@ -107,7 +109,7 @@ export async function preprocessFolder(o: PreprocessFolderOptions): Promise<Prep
   }
   const manifest = run.results.shards![0] as ShardManifest;
   const skipped = skippedImages(run).map((s: SkippedImage) => ({ path: s.path, reason: s.reason }));
-  return { manifest, skipped, seconds: (performance.now() - t0) / 1000, run };
+  return { manifest, skipped, unused: unusedImages(run), seconds: (performance.now() - t0) / 1000, run };
 }
 
 /** 'folder' when the folder has sub-folders (classes), else 'none' (an unlabelled folder, like ../shared/data/photos). */
@@ -250,6 +252,10 @@ export async function cli(argv: string[]): Promise<number> {
   if (res.skipped.length) {
     console.log(`skipped ${res.skipped.length} file(s):`);
     for (const s of res.skipped) console.log(`  ${s.path ?? '(buffer)'}: ${s.reason}`);
+  }
+  if (res.unused.length) {
+    console.log(`not used: ${res.unused.length} entr${res.unused.length === 1 ? 'y' : 'ies'} of the folder:`);
+    for (const u of res.unused) console.log(`  ${u.path}: ${u.reason}`);
   }
   return 0;
 }

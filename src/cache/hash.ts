@@ -1,6 +1,7 @@
 // Canonical hashing: every key in ringpipe's cache is a sha256 over canonical JSON, so the order of
 // keys in an object never changes a hash.
 import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { configure } from 'safe-stable-stringify';
 import { CacheError } from './errors.js';
 
@@ -63,4 +64,15 @@ export function sha256(data: string | Uint8Array): string {
 /** The short form of a key or id shown to people: its first 12 hex digits. */
 export function shortHash(hash: string): string {
   return hash.slice(0, 12);
+}
+
+/** sha256 (hex) of a file's bytes, streamed. */
+export function hashFile(path: string): Promise<string> {
+  return new Promise((resolvePromise, reject) => {
+    const h = createHash('sha256');
+    createReadStream(path)
+      .on('data', (c) => h.update(c))
+      .on('error', reject)
+      .on('end', () => resolvePromise(h.digest('hex')));
+  });
 }

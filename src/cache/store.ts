@@ -19,7 +19,7 @@ import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'nod
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { CacheError } from './errors.js';
-import { sha256 } from './hash.js';
+import { hashFile, sha256 } from './hash.js';
 import { readRecordFile, RecordFileWriter, type ArtifactRecord, type ReadRecordsOptions } from './records.js';
 import { packageVersion } from './package-root.js';
 
@@ -76,6 +76,34 @@ export interface CacheEntry {
   size: number;
 }
 
+/** What {@link ArtifactStore.check} found for a key. */
+export type EntryCheck =
+  /** A complete entry whose record file has the size (and, when `hashed`, the sha256) its manifest says. */
+  | { state: 'ok'; manifest: ArtifactManifest; hashed: boolean }
+  /** No entry. */
+  | { state: 'missing' }
+  /** An entry that cannot be trusted: `reason` says why (a size or sha256 that differs, a missing file, ...). */
+  | { state: 'damaged'; reason: string; manifest?: ArtifactManifest };
+
+/** Options of {@link ArtifactStore.check}. */
+export interface CheckOptions {
+  /** Hash the record file and compare it with the manifest's sha256 (default false: sizes only). */
+  hash?: boolean;
+}
+
+/** Record files up to this many bytes are hashed whenever a run finds them in the cache; larger ones on `verify`. */
+export const VERIFY_HASH_BELOW = 64 * 1024 * 1024;
+
+/** What {@link FsArtifactStore.verify} found. */
+export interface VerifyReport {
+  /** Entries checked. */
+  checked: number;
+  /** Bytes hashed. */
+  bytes: number;
+  /** Entries that are damaged, with the reason (removed when asked). */
+  damaged: { key: string; reason: string; manifest?: ArtifactManifest; removed: boolean }[];
+}
+
 /** Writes one entry; nothing is visible to readers until {@link ArtifactWriter.commit}. */
 export interface ArtifactWriter {
   /** The key being written. */
@@ -110,6 +138,11 @@ export interface ArtifactStore {
   list(): Promise<CacheEntry[]>;
   /** Removes an entry; false if there was none. */
   remove(key: string): Promise<boolean>;
+  /**
+   * Checks an entry: its manifest, the size of its record file, and with `hash` the file's sha256.
+   * Stores that cannot check leave it out (callers then use {@link get}).
+   */
+  check?(key: string, options?: CheckOptions): Promise<EntryCheck>;
 }
 
 /** Result of {@link FsArtifactStore.cleanTemp} and {@link FsArtifactStore.clear}. */
@@ -161,6 +194,31 @@ export class FsArtifactStore implements ArtifactStore {
 
   async get(key: string): Promise<ArtifactManifest | undefined> {
     return readEntry(this.objectDir(key), key);
+  }
+
+  async check(key: string, options: CheckOptions = {}): Promise<EntryCheck> {
+    return inspectEntry(this.objectDir(key), key, options.hash === true);
+  }
+
+  /**
+   * Hashes every entry's record file and compares it with its manifest (what `ringpipe cache
+   * verify` does). With `remove`, damaged entries are removed, so the next run computes them again.
+   */
+  async verify(options: { remove?: boolean } = {}): Promise<VerifyReport> {
+    const report: VerifyReport = { checked: 0, bytes: 0, damaged: [] };
+    const objects = join(this.location, 'objects');
+    for (const shard of (await readdirOrEmpty(objects)).sort()) {
+      for (const key of (await readdirOrEmpty(join(objects, shard))).sort()) {
+        if (!KEY_RE.test(key)) continue;
+        const found = await inspectEntry(join(objects, shard, key), key, true);
+        report.checked++;
+        if (found.state === 'ok') report.bytes += found.manifest.bytes;
+        if (found.state !== 'damaged') continue;
+        const removed = options.remove ? await this.remove(key) : false;
+        report.damaged.push({ key, reason: found.reason, ...(found.manifest ? { manifest: found.manifest } : {}), removed });
+      }
+    }
+    return report;
   }
 
   async create(key: string): Promise<ArtifactWriter> {
@@ -396,15 +454,37 @@ export function jsonSafe(value: unknown, depth = 0): unknown {
 }
 
 async function readEntry(dir: string, key: string): Promise<ArtifactManifest | undefined> {
+  const found = await inspectEntry(dir, key, false);
+  return found.state === 'ok' ? found.manifest : undefined;
+}
+
+/** Checks an entry's directory: manifest, record file size, and with `hash` the record file's sha256. */
+async function inspectEntry(dir: string, key: string, hash: boolean): Promise<EntryCheck> {
+  if (!existsSync(dir)) return { state: 'missing' }; // the common case, answered without a failed open
   let manifest: ArtifactManifest;
   try {
     manifest = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')) as ArtifactManifest;
-  } catch {
-    return undefined;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return existsSync(dir) ? { state: 'damaged', reason: 'its manifest.json is missing' } : { state: 'missing' };
+    return { state: 'damaged', reason: code ? `its manifest.json cannot be read (${code})` : 'its manifest.json is not valid JSON' };
   }
-  if (manifest.format !== CACHE_FORMAT || manifest.key !== key) return undefined;
-  if ((await sizeOf(join(dir, 'records.bin'))) !== manifest.bytes) return undefined;
-  return manifest;
+  if (!manifest || typeof manifest !== 'object') return { state: 'damaged', reason: 'its manifest.json is not an object' };
+  if (manifest.format !== CACHE_FORMAT) return { state: 'damaged', reason: `its manifest is of cache format ${String(manifest.format)}; this ringpipe reads format ${CACHE_FORMAT}`, manifest };
+  if (manifest.key !== key) return { state: 'damaged', reason: `its manifest is for another key (${String(manifest.key).slice(0, 12)}…)`, manifest };
+  const records = join(dir, 'records.bin');
+  const size = await sizeOf(records);
+  if (size < 0) return { state: 'damaged', reason: 'its records.bin is missing', manifest };
+  if (size !== manifest.bytes) return { state: 'damaged', reason: `its records.bin has ${size} bytes; its manifest says ${manifest.bytes}`, manifest };
+  if (!hash) return { state: 'ok', manifest, hashed: false };
+  let actual: string;
+  try {
+    actual = await hashFile(records);
+  } catch (err) {
+    return { state: 'damaged', reason: `its records.bin cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, manifest };
+  }
+  if (actual !== manifest.sha256) return { state: 'damaged', reason: `the sha256 of its records.bin is ${actual.slice(0, 12)}…; its manifest says ${String(manifest.sha256).slice(0, 12)}…`, manifest };
+  return { state: 'ok', manifest, hashed: true };
 }
 
 function checkKey(key: string): void {

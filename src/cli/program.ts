@@ -5,8 +5,9 @@
 import { Command, CommanderError, Option } from 'commander';
 import { packageVersion } from '../cache/package-root.js';
 import { ConfigError } from '../config/errors.js';
+import { DEFAULT_MAX_BRANCHES } from '../config/load.js';
 import { RingpipeError } from '../errors.js';
-import { cacheClear, cacheGc, cacheLs } from './commands/cache.js';
+import { cacheClear, cacheGc, cacheLs, cacheVerify } from './commands/cache.js';
 import { demoCommand, seedArg } from './commands/demo.js';
 import { benchCommand, initCommand } from './commands/init.js';
 import { graphCommand, resultsCommand } from './commands/results.js';
@@ -40,7 +41,14 @@ export async function runCli(argv: string[], io: Io, signal: AbortSignal = new A
     .showHelpAfterError('(run with --help for usage)')
     .configureOutput({ writeOut: (s) => io.out.write(s), writeErr: (s) => io.err.write(s) })
     .exitOverride();
-  const setOption = () => new Option('--set <item.field=value>', 'override a field of an item (repeatable; the value is JSON, or a string)').argParser(collect).default([]);
+  const setOption = () => new Option('--set <item.field=value>', 'override a field of an item (repeatable; the value is JSON, or a string); the field must exist').argParser(collect).default([]);
+  // Options of every command that loads a pipeline file.
+  const pipelineOptions = (c: Command) =>
+    c
+      .addOption(setOption())
+      .addOption(new Option('--add <item.field=value>', 'add a field an item does not have yet, e.g. a new parameter (repeatable)').argParser(collect).default([]))
+      .addOption(new Option('--max-branches <n>', `refuse a pipeline with more branches than this (default ${DEFAULT_MAX_BRANCHES}, or RINGPIPE_MAX_BRANCHES)`).argParser(positiveInt))
+      .option('--allow-outside-project', "allow paths that lead outside the pipeline file's folder (files, folders, modules, links)");
   const cacheDirOption = () => new Option('--cache-dir <dir>', 'cache directory (default: .ringpipe/cache beside the pipeline file)');
 
   program
@@ -52,24 +60,27 @@ export async function runCli(argv: string[], io: Io, signal: AbortSignal = new A
       code = await initCommand(dir, opts, io);
     });
 
-  program
-    .command('validate')
-    .description('check a pipeline file: schema, names, inputs, cycles, modules and exports')
-    .argument('<file>', 'pipeline file (JSON)')
-    .addOption(setOption())
+  pipelineOptions(
+    program
+      .command('validate')
+      .description('check a pipeline file: schema, names, inputs, cycles, modules and exports, paths, the number of branches')
+      .argument('<file>', 'pipeline file (JSON)'),
+  )
     .option('--json', 'print the verdict as JSON')
-    .action(async (file: string, opts: { set: string[]; json?: boolean }) => {
-      code = await validateCommand(file, opts, io);
+    .action(async (file: string, opts: PipelineFlags & { json?: boolean }) => {
+      code = await validateCommand(file, withAdds(opts), io);
     });
 
-  const run = program
-    .command('run')
-    .description('run a pipeline; stages whose results are in the cache are loaded, not run')
-    .argument('<file>', 'pipeline file (JSON)')
-    .addOption(setOption())
+  const run = pipelineOptions(
+    program
+      .command('run')
+      .description('run a pipeline; stages whose results are in the cache are loaded, not run')
+      .argument('<file>', 'pipeline file (JSON)'),
+  )
     .option('--dry-run', 'show which stages are cached and which would run; run nothing')
     .option('--no-cache', 'neither read nor write the cache (everything runs)')
-    .option('--json', 'print one JSON object at the end: { "stages": [ { name, branch, status, records, seconds } ] }')
+    .option('--verify', 'hash every cached artifact the run uses (default: those up to 64 MiB; larger ones have their size checked)')
+    .option('--json', 'print one JSON object: { "stages": [ { name, branch, status, records, seconds, skipped?, error? } ], "notRun": [...], "unusedInputs": [...] }, a stage run per line as it ends')
     .addOption(cacheDirOption())
     .addOption(new Option('--concurrency <n>', 'stage runs at the same time (independent branches)').argParser(positiveInt))
     .option('--fail-fast', 'stop at the first failing stage (default: independent branches go on)')
@@ -77,36 +88,37 @@ export async function runCli(argv: string[], io: Io, signal: AbortSignal = new A
     .option('--cluster <urls>', "run the branches on a cluster's agents: NATS server URL(s), comma-separated (docs/cluster.md)")
     .option('--root <dir>', 'with --cluster: the checkout directory agents --root stands for (default: current directory)')
     .addOption(new Option('--item-gpus <n>', "with --cluster: GPUs each branch's work item asks for (default 0)").argParser(nonNegativeInt));
-  addConnectionFlags(run, { servers: false }).action(async (file: string, opts: Parameters<typeof runCommand>[1]) => {
-    code = await runCommand(file, opts, io, signal);
+  addConnectionFlags(run, { servers: false }).action(async (file: string, opts: Parameters<typeof runCommand>[1] & { add: string[] }) => {
+    code = await runCommand(file, withAdds(opts), io, signal);
   });
 
-  program
-    .command('graph')
-    .description('print the pipeline graph as Mermaid (default) or Graphviz DOT')
-    .argument('<file>', 'pipeline file (JSON)')
-    .addOption(new Option('--format <format>', 'output format').choices(['mermaid', 'dot']).default('mermaid'))
-    .addOption(new Option('--dot', 'the same as --format dot').conflicts('mermaid'))
-    .addOption(new Option('--mermaid', 'the same as --format mermaid'))
-    .option('--branches', 'one node per grid branch instead of one per item')
-    .addOption(setOption())
-    .action(async (file: string, opts: { set: string[]; format: string; dot?: boolean; mermaid?: boolean; branches?: boolean }) => {
-      const format = opts.dot ? 'dot' : opts.mermaid ? 'mermaid' : opts.format;
-      code = await graphCommand(file, { ...opts, format }, io);
-    });
+  pipelineOptions(
+    program
+      .command('graph')
+      .description('print the pipeline graph as Mermaid (default) or Graphviz DOT')
+      .argument('<file>', 'pipeline file (JSON)')
+      .addOption(new Option('--format <format>', 'output format').choices(['mermaid', 'dot']).default('mermaid'))
+      .addOption(new Option('--dot', 'the same as --format dot').conflicts('mermaid'))
+      .addOption(new Option('--mermaid', 'the same as --format mermaid'))
+      .option('--branches', 'one node per grid branch instead of one per item'),
+  ).action(async (file: string, opts: PipelineFlags & { format: string; dot?: boolean; mermaid?: boolean; branches?: boolean }) => {
+    const format = opts.dot ? 'dot' : opts.mermaid ? 'mermaid' : opts.format;
+    code = await graphCommand(file, withAdds({ ...opts, format }), io);
+  });
 
-  program
-    .command('results')
-    .description("show the artifacts of a pipeline's stages with their parameters and metadata (e.g. each grid branch's loss)")
-    .argument('<file>', 'pipeline file (JSON)')
-    .addOption(new Option('--stage <name>', 'only this stage (repeatable; default: the final stages)').argParser(collect).default([]))
-    .option('--all', 'every stage')
-    .addOption(new Option('--json', 'print JSON').conflicts('csv'))
-    .option('--csv', 'print CSV')
-    .addOption(setOption())
+  pipelineOptions(
+    program
+      .command('results')
+      .description("show the artifacts of a pipeline's stages with their parameters and metadata (e.g. each grid branch's loss)")
+      .argument('<file>', 'pipeline file (JSON)')
+      .addOption(new Option('--stage <name>', 'only this stage (repeatable; default: the final stages)').argParser(collect).default([]))
+      .option('--all', 'every stage')
+      .addOption(new Option('--json', 'print JSON').conflicts('csv'))
+      .option('--csv', 'print CSV'),
+  )
     .addOption(cacheDirOption())
-    .action(async (file: string, opts: Parameters<typeof resultsCommand>[1]) => {
-      code = await resultsCommand(file, opts, io);
+    .action(async (file: string, opts: Parameters<typeof resultsCommand>[1] & { add: string[] }) => {
+      code = await resultsCommand(file, withAdds(opts), io);
     });
 
   program
@@ -151,6 +163,16 @@ export async function runCli(argv: string[], io: Io, signal: AbortSignal = new A
       code = await cacheGc(files, opts, io);
     });
   cache
+    .command('verify')
+    .description("hash every cache entry's records and compare them with its manifest; exit 1 when one is damaged")
+    .argument('[file]', 'pipeline file whose cache to verify (default: ./.ringpipe/cache)')
+    .addOption(cacheDirOption())
+    .option('--remove', 'remove damaged entries (the next run computes them again)')
+    .option('--json', 'print JSON')
+    .action(async (file: string | undefined, opts: { cacheDir?: string; remove?: boolean; json?: boolean }) => {
+      code = await cacheVerify(file, opts, io);
+    });
+  cache
     .command('clear')
     .description('remove every cache entry')
     .argument('[file]', 'pipeline file whose cache to clear (default: ./.ringpipe/cache)')
@@ -172,6 +194,19 @@ export async function runCli(argv: string[], io: Io, signal: AbortSignal = new A
   } catch (err) {
     return exitCodeFor(err, io);
   }
+}
+
+/** What every command that loads a pipeline file takes. */
+interface PipelineFlags {
+  set: string[];
+  add: string[];
+  maxBranches?: number;
+  allowOutsideProject?: boolean;
+}
+
+/** `--add x.y=v` travels with the overrides as `+x.y=v` (see applyOverrides), after the `--set`s. */
+function withAdds<T extends { set: string[]; add: string[] }>(opts: T): T {
+  return { ...opts, set: [...opts.set, ...opts.add.map((a) => `+${a}`)] };
 }
 
 function exitCodeFor(err: unknown, io: Io): number {

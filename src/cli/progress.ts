@@ -1,6 +1,7 @@
 // Showing a run as it goes: a progress bar per running stage on a terminal, plain lines otherwise.
 import cliProgress from 'cli-progress';
-import type { RunEvent, StageResult } from '../config/executor.js';
+import type { NotRunGroup, RunEvent, StageResult } from '../config/executor.js';
+import type { UnusedInput } from '../config/sources.js';
 import { line, seconds } from './format.js';
 
 /** Consumes run events and shows them. */
@@ -13,10 +14,34 @@ export interface ProgressView {
 
 const label = (name: string, branch: string | null) => (branch ? `${name} [${branch}]` : name);
 
+/** `5 stage runs` and `3 cached, 2 to compute` (only when the run checked every stage run up front). */
+export function planText(e: Extract<RunEvent, { type: 'plan' }>): { runs: string; cache?: string } {
+  const total = e.total ?? e.stages?.length ?? 0;
+  const runs = `${count(total)} stage run${total === 1 ? '' : 's'}`;
+  if (!e.stages) return { runs };
+  const cached = e.stages.filter((s) => s.cached).length;
+  return { runs, cache: `${cached} cached, ${e.stages.length - cached} to compute` };
+}
+
+/** A count with thousands separators. */
+export function count(n: number): string {
+  return n.toLocaleString('en-US');
+}
+
+/** `not run    score: 999,998 stage runs (the run was cancelled)`. */
+export function notRunLine(g: NotRunGroup): string {
+  return `not run   ${g.name}: ${count(g.count)} stage run${g.count === 1 ? '' : 's'} (${g.reason})`;
+}
+
+/** `unused    raw: images/notes.txt (its extension .txt is not one of .jpg)`. */
+export function unusedLine(u: UnusedInput): string {
+  return `unused    ${u.item}: ${u.path} (${u.reason})`;
+}
+
 /** One line for a finished stage. */
 export function resultLine(r: StageResult): string {
   const what = label(r.name, r.branch);
-  if (r.status === 'failed') return `failed    ${what}: ${r.error?.message ?? 'unknown error'}`;
+  if (r.status === 'failed') return `${(r.error as { code?: string } | undefined)?.code === 'ERR_ABORTED' ? 'cancelled' : 'failed   '} ${what}: ${r.error?.message ?? 'unknown error'}`;
   const skipped = r.skipped?.length ? `, ${r.skipped.length} skipped` : '';
   return `${r.status.padEnd(9)} ${what}: ${r.records} record${r.records === 1 ? '' : 's'}${skipped}${r.status === 'computed' ? ` in ${seconds(r.seconds)}` : ''}`;
 }
@@ -33,10 +58,15 @@ export class LineProgress implements ProgressView {
   event(e: RunEvent): void {
     switch (e.type) {
       case 'plan': {
-        const cached = e.stages.filter((s) => s.cached).length;
-        line(this.stream, `ringpipe: ${e.stages.length} stage run${e.stages.length === 1 ? '' : 's'} (${cached} cached, ${e.stages.length - cached} to compute)`);
+        const { runs, cache } = planText(e);
+        line(this.stream, `ringpipe: ${runs}${cache ? ` (${cache})` : ''}`);
         break;
       }
+      case 'not-run':
+        line(this.stream, notRunLine(e.group));
+        break;
+      case 'unused-input':
+        break; // listed in the summary
       case 'stage-start':
         this.lastLine.set(label(e.name, e.branch), Date.now());
         line(this.stream, `started   ${label(e.name, e.branch)}${e.total !== undefined ? ` (${e.total} records)` : ''}`);
@@ -96,10 +126,15 @@ export class BarProgress implements ProgressView {
   event(e: RunEvent): void {
     switch (e.type) {
       case 'plan': {
-        const cached = e.stages.filter((s) => s.cached).length;
-        this.log(`${e.stages.length} stage run${e.stages.length === 1 ? '' : 's'}: ${cached} cached, ${e.stages.length - cached} to compute\n`);
+        const { runs, cache } = planText(e);
+        this.log(`${runs}${cache ? `: ${cache}` : ''}\n`);
         break;
       }
+      case 'not-run':
+        this.log(`${notRunLine(e.group)}\n`);
+        break;
+      case 'unused-input':
+        break; // listed in the summary
       case 'stage-start': {
         const known = e.total !== undefined;
         const bar = this.multi.create(known ? e.total! : 1, 0, { label: label(e.name, e.branch), rate: '0', known });

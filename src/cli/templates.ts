@@ -145,7 +145,7 @@ A pipeline is a JSON object of named items (names are identifiers):
 | \`random_search_parameters\` | \`count\`, \`seed\`, each field a list or \`{"uniform": [lo, hi]}\`, \`{"log_uniform": [lo, hi]}\`, \`{"int": [lo, hi]}\` | like a grid, \`count\` sampled combinations |
 | \`file\` | \`path\`, \`read\` | one record |
 | \`file_folder\` | \`path\`, \`extensions\`, \`recursive\`, \`read\` | a stream: one record per file, sorted |
-| stage (\`run\`) | \`run: "./module.js#export"\`, \`inputs\`, \`workers\`, \`isolation\`, \`cache\`, \`on_error\` | its outputs |
+| stage (\`run\`) | \`run: "./module.js#export"\`, \`inputs\` (\`[]\` for none), \`workers\`, \`isolation\`, \`cache\`, \`on_error\` | its outputs |
 | \`image_preprocess\`, \`trainer\` | \`inputs\` and the library's options | stages implemented by ringpipe |
 
 \`read\` is \`path\` (default), \`buffer\`, \`text\` or \`json\`.

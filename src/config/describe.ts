@@ -1,6 +1,6 @@
 // The pipeline's graph as Mermaid and Graphviz DOT text.
 import type { Plan } from './plan.js';
-import { gridCombinations, randomCombinations } from './search.js';
+import { gridSize, randomCombinations } from './search.js';
 import type { PipelineItem } from './types.js';
 
 /** A graph in two text formats. */
@@ -27,7 +27,7 @@ function itemLabel(item: PipelineItem): string[] {
     case 'parameters':
       return [item.name, 'parameters'];
     case 'grid':
-      return [item.name, `grid: ${gridCombinations(item.def).length} branches`];
+      return [item.name, `grid: ${gridSize(item.def).toLocaleString('en-US')} branches`];
     case 'random':
       return [item.name, `random search: ${randomCombinations(item.def).length} branches`];
     case 'file':

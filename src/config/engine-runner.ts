@@ -8,7 +8,8 @@ import { RingpipeError } from '../errors.js';
 import type { EngineCall, EngineCallResult, EngineInput, EngineStageOptions } from './engine-stage.js';
 import { StageError } from './errors.js';
 import { ReplayableInput } from './feeds.js';
-import type { InputFeed, SkippedCall, StageInvocation, StageOutcome, StageRunner } from './runner.js';
+import { callsAt, skippedCall, type InputFeed, type SkippedCall, type StageInvocation, type StageOutcome, type StageRunner } from './runner.js';
+import { functionStack, previewArgs } from './preview.js';
 import type { Isolation } from './types.js';
 import { loadLibraryStage } from './library.js';
 
@@ -108,10 +109,13 @@ export class EngineRunner implements StageRunner {
         },
       });
     } catch (err) {
-      throw engineFailure(inv, err, engine.errors);
+      throw await engineFailure(inv, err, engine.errors);
     }
     if (mismatch) throw mismatch;
-    const skipped: SkippedCall[] = result.skipped.filter((s) => s.segment === name).map((s) => ({ index: s.index, message: s.error.message }));
+    const dropped = result.skipped.filter((s) => s.segment === name);
+    // The engine reports a dropped record by index: its input file is read from the inputs again.
+    const again = await callsAt(inv.inputs, dropped.map((s) => s.index)).catch(() => new Map<number, { metas: (Record<string, unknown> | undefined)[] }>());
+    const skipped: SkippedCall[] = dropped.map((s) => skippedCall(s.index, s.error, again.get(s.index)?.metas ?? []));
     return { kind: streams.length || many ? 'stream' : 'value', skipped, workers: this.capacity(inv.workers) };
   }
 }
@@ -127,14 +131,21 @@ function engineInput(inv: StageInvocation, feed: InputFeed, i: number): EngineIn
   return { type: 'value', data: feed.data, ...(feed.metadata ? { metadata: feed.metadata } : {}) };
 }
 
-function engineFailure(inv: StageInvocation, err: unknown, errors: typeof import('../runtime/errors.js')): StageError {
+async function engineFailure(inv: StageInvocation, err: unknown, errors: typeof import('../runtime/errors.js')): Promise<StageError> {
   if (err instanceof StageError) return err;
   if (err instanceof errors.CancelledError || inv.signal.aborted) return new StageError('ERR_ABORTED', inv.stage, inv.branch, 'the run was cancelled', { cause: err });
   if (err instanceof errors.SegmentError) {
     const fn = inv.target.exportName === 'default' ? 'the function' : `'${inv.target.exportName}'`;
     if (err.segment === inv.stage) {
       const where = err.index === null ? '' : ` on record ${err.index}`;
-      return new StageError('ERR_STAGE_FAILED', inv.stage, inv.branch, `${fn} failed${where} (replica ${err.replica}): ${err.original.message}`, { cause: err, record: err.index ?? undefined });
+      // The engine carries the record's index; its arguments are read from the inputs again.
+      const call = err.index === null ? undefined : (await callsAt(inv.inputs, [err.index]).catch(() => undefined))?.get(err.index);
+      return new StageError('ERR_STAGE_FAILED', inv.stage, inv.branch, `${fn} failed${where} (replica ${err.replica}): ${err.original.message}`, {
+        cause: err,
+        record: err.index ?? undefined,
+        ...(call ? { input: previewArgs(call.args) } : {}),
+        ...(err.original.stack ? { functionStack: functionStack(err.original.stack) } : {}),
+      });
     }
     const cause = (err as { original: { message: string } }).original.message;
     return new StageError('ERR_STAGE_FAILED', inv.stage, inv.branch, `${err.segment.endsWith(':read') ? 'reading its inputs' : 'writing its output'} failed: ${cause}`, { cause: err });

@@ -101,7 +101,8 @@ export class JsonStageSegment {
       options: this.opts.options,
       signal: this.abort.signal,
     };
-    const result = await this.fn(...args, stageCtx);
+    const fn = this.fn; // unbound: its stack frames name the function, not `[as fn]`
+    const result = await fn(...args, stageCtx);
     if (yieldsMany(result)) {
       const records: ArtifactRecord[] = [];
       for await (const out of result as AsyncIterable<unknown>) records.push(toRecord(out, inherited));

@@ -51,6 +51,16 @@ function formatIssues(issues: readonly ConfigIssue[], file?: string): string {
   return `${head}${issues.length} problems:\n` + issues.map((i) => `  - ${formatIssue(i)}`).join('\n');
 }
 
+/** What a {@link StageError} may say about the call that failed. */
+export interface StageErrorDetails {
+  /** Index of the record. */
+  record?: number;
+  /** The call's arguments, shortened. */
+  input?: string;
+  /** The function's stack. */
+  functionStack?: string;
+}
+
 /**
  * A stage could not run. Codes: `ERR_STAGE_FAILED` (the function threw; `cause` is its error),
  * `ERR_NOT_AVAILABLE` (a library stage type whose implementation is not installed or not built yet),
@@ -64,11 +74,17 @@ export class StageError extends RingpipeError {
   readonly branch: string | null;
   /** Index of the record being processed when it failed, when there was one. */
   readonly record?: number;
+  /** The arguments of the failing call, shortened to one line (the record, for a streaming stage). */
+  readonly input?: string;
+  /** The stack of the function's own error: where it threw. */
+  readonly functionStack?: string;
 
-  constructor(code: string, stage: string, branch: string | null, message: string, options?: { cause?: unknown; record?: number }) {
+  constructor(code: string, stage: string, branch: string | null, message: string, options?: StageErrorDetails & { cause?: unknown }) {
     super(code, `stage '${stage}'${branch ? ` [${branch}]` : ''}: ${message}`, options);
     this.stage = stage;
     this.branch = branch;
     this.record = options?.record;
+    if (options?.input !== undefined) this.input = options.input;
+    if (options?.functionStack !== undefined) this.functionStack = options.functionStack;
   }
 }

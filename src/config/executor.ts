@@ -3,16 +3,18 @@ import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { ArtifactRecord } from '../cache/records.js';
-import { FsArtifactStore, processAlive, tempPrefix, type ArtifactManifest, type ArtifactStore, type ArtifactWriter } from '../cache/store.js';
+import { shortHash } from '../cache/hash.js';
+import { FsArtifactStore, processAlive, tempPrefix, VERIFY_HASH_BELOW, type ArtifactManifest, type ArtifactStore, type ArtifactWriter } from '../cache/store.js';
 import { ConfigError, StageError } from './errors.js';
 import { LIBRARY_STAGE_TYPES, libraryOptions, loadLibraryStage } from './library.js';
 import { importModule } from './modules.js';
-import { isStage, type Plan, type PlanNode } from './plan.js';
+import { isStage, scheduledNode, slotKey, type Plan, type PlanNode, type ScheduledNode } from './plan.js';
+import { MinHeap } from './heap.js';
 import { EngineRunner, wantsEngine } from './engine-runner.js';
 import { InProcessRunner, type InputFeed, type SkippedCall, type StageFunction, type StageRunner } from './runner.js';
 import { openReplaySource, ReplayableInput, type ReplaySource } from './feeds.js';
-import { readSourceFile } from './sources.js';
-import type { Isolation, ReadMode } from './types.js';
+import { readSourceFile, type UnusedInput } from './sources.js';
+import type { Isolation, PipelineItem, ReadMode } from './types.js';
 import { ptr } from './validate.js';
 
 /** Spools of runs without a cache live in the OS temp dir, named after their process. */
@@ -41,7 +43,7 @@ export interface StageResult {
   params: Record<string, Record<string, unknown>>;
   /** Cache key of its artifact. */
   key: string;
-  /** `computed` (ran now), `cached` (loaded from the cache), `failed` (threw, or an input failed). */
+  /** `computed` (ran now), `cached` (loaded from the cache), `failed` (it ran and failed, or could not start). */
   status: StageStatus;
   /** Records in its artifact (0 when failed). */
   records: number;
@@ -55,12 +57,32 @@ export interface StageResult {
   error?: Error;
 }
 
+/**
+ * Stage runs that were not run, counted by stage and reason (never listed one by one: a cancelled
+ * grid of 10^6 branches leaves 10^6 of them).
+ */
+export interface NotRunGroup {
+  /** The stage's item name. */
+  name: string;
+  /** `ERR_ABORTED` (the run was cancelled) or `ERR_UPSTREAM_FAILED` (an input failed or was not run; or fail-fast). */
+  code: 'ERR_ABORTED' | 'ERR_UPSTREAM_FAILED';
+  /** Why, in words: `the run was cancelled`, `its input 'x' failed`, ... */
+  reason: string;
+  /** How many of its stage runs (branches). */
+  count: number;
+}
+
 /** What happens during a run, for progress displays. */
 export type RunEvent =
-  | { type: 'plan'; stages: { name: string; branch: string | null; cached: boolean }[] }
+  /** The run starts: `total` stage runs; `stages` lists them with their cache state when the run checked them all up front (small plans). */
+  | { type: 'plan'; total?: number; stages?: { name: string; branch: string | null; cached: boolean }[] }
   | { type: 'stage-start'; name: string; branch: string | null; total?: number }
   | { type: 'stage-progress'; name: string; branch: string | null; consumed: number; produced: number; total?: number }
   | { type: 'stage-end'; result: StageResult }
+  /** Stage runs of stage `name` that were not run (sent once per stage and reason, at the end). */
+  | { type: 'not-run'; name: string; branch: null; group: NotRunGroup }
+  /** An entry of `file_folder` item `name` that is not among its files (sent at the start). */
+  | { type: 'unused-input'; name: string; branch: null; input: UnusedInput }
   | { type: 'warning'; message: string };
 
 /** Options of {@link executePlan}. */
@@ -71,6 +93,14 @@ export interface ExecuteOptions {
   cacheDir?: string;
   /** Use the cache (default true). When false nothing is read from or written to it; outputs live in a temporary directory for the run. */
   cache?: boolean;
+  /**
+   * Hash every cached artifact the run uses and compare it with its manifest (default false: record
+   * files up to {@link VERIFY_HASH_BELOW} bytes are hashed, larger ones have their size checked). A
+   * damaged entry is computed again, with a warning.
+   */
+  verify?: boolean;
+  /** Record files up to this many bytes are hashed when found in the cache, without `verify` (default {@link VERIFY_HASH_BELOW}). */
+  verifyHashBelow?: number;
   /** Stages (branches) run at the same time (default 1). */
   concurrency?: number;
   /** Stop starting stages after the first failure (default false: independent branches go on). */
@@ -79,6 +109,11 @@ export interface ExecuteOptions {
   signal?: AbortSignal;
   /** Receives progress events. */
   onEvent?: (event: RunEvent) => void;
+  /**
+   * Keep every stage run's result in {@link JsonRunResult.stages} (default true). Off, the results
+   * are only sent as `stage-end` events, and memory stays flat however many branches run.
+   */
+  keepResults?: boolean;
   /**
    * Only these stage runs (node ids: `item`, or `item[branch]`) and the stages they read; the others
    * are left out of the run and of its result. Default: every stage. (How the cluster splits a
@@ -94,10 +129,14 @@ export interface ExecuteOptions {
 
 /** What a run gave. */
 export interface JsonRunResult {
-  /** True when no stage failed. */
+  /** True when every stage run was computed or cached. */
   ok: boolean;
-  /** Every stage in every branch, inputs before the stages that read them. */
+  /** The stage runs that ran, were cached, or failed, in the order they were scheduled (empty with `keepResults: false`). */
   stages: StageResult[];
+  /** Stage runs that were not run (cancelled, or an input failed), counted by stage and reason. */
+  notRun?: NotRunGroup[];
+  /** Entries of `file_folder` items that are not among their files, with the reason. */
+  unusedInputs?: UnusedInput[];
   /** Where the cache is (undefined with `cache: false`). */
   cacheLocation?: string;
 }
@@ -107,8 +146,8 @@ export function defaultCacheDir(plan: Plan): string {
   return join(plan.pipeline.file ? dirname(plan.pipeline.file) : plan.pipeline.baseDir, '.ringpipe', 'cache');
 }
 
-/** The stage nodes named by `ids` and every stage they read, in plan order. */
-function withInputs(plan: Plan, ids: readonly string[]): PlanNode[] {
+/** The stage nodes named by `ids` and every stage they read, in plan order (expands the plan). */
+function withInputs(plan: Plan, ids: readonly string[]): ScheduledNode[] {
   const byId = new Map(plan.nodes.map((n) => [n.id, n]));
   const keep = new Set<PlanNode>();
   const visit = (n: PlanNode) => {
@@ -121,7 +160,7 @@ function withInputs(plan: Plan, ids: readonly string[]): PlanNode[] {
     if (!n || !isStage(n)) throw new ConfigError('ERR_CONFIG', [{ pointer: '', message: `no stage run '${id}' in the pipeline` }], { file: plan.pipeline.file });
     visit(n);
   }
-  return plan.nodes.filter((n) => isStage(n) && keep.has(n));
+  return plan.nodes.filter((n) => isStage(n) && keep.has(n)).map((node) => scheduledNode(node));
 }
 
 /** Code hash of every stage module this process has imported, by file. */
@@ -133,16 +172,39 @@ interface Artifact {
   manifest: ArtifactManifest;
 }
 
+/** What the run knows of a stage run it scheduled, until nothing needs it any more. */
+interface NodeState {
+  item: PipelineItem;
+  slot: string;
+  inputSlots: string[];
+  /** Made unless the stage run was doomed from the start. */
+  node?: PlanNode;
+  at: number;
+  lastUse: number;
+  /** Scheduled nodes waiting for it. */
+  waiting: number;
+  /** Undefined while pending or running. */
+  outcome?: 'done' | 'failed' | 'not-run';
+  artifact?: Artifact;
+}
+
 const PROGRESS_EVERY_MS = 100;
+/** Plans of at most this many stage runs are checked against the cache up front (the `plan` event lists them). */
+const CHECK_ALL_UP_TO = 1000;
 
 /**
- * Runs every stage of a plan: stages whose key is in the cache are reported `cached` and not run;
- * the others run once their inputs are ready, and their outputs are committed to the cache.
- * Resolves with every stage's result (failures included); rejects only for a broken cache.
+ * Runs every stage of a plan, branch by branch: stage runs are taken from the plan as they are
+ * scheduled (a bounded window ahead of what runs), so the first branch starts at once and memory
+ * stays flat whatever the number of branches. Stages whose key is in the cache (and whose entry
+ * checks out) are reported `cached` and not run; the others run once their inputs are ready, and
+ * their outputs are committed to the cache. Cancelling stops scheduling at once; what was not run
+ * is counted in `notRun`. Resolves with the result (failures included); rejects only for a broken
+ * cache.
  */
 export async function executePlan(plan: Plan, options: ExecuteOptions = {}): Promise<JsonRunResult> {
   const useCache = options.cache !== false;
   const store = useCache ? (options.store ?? new FsArtifactStore(options.cacheDir ?? defaultCacheDir(plan))) : undefined;
+  const keepResults = options.keepResults !== false;
   const inProcess = new InProcessRunner();
   const engineRunner = new EngineRunner();
   const workersOf = (n: PlanNode) => Number(n.item.def.workers ?? 1);
@@ -161,6 +223,7 @@ export async function executePlan(plan: Plan, options: ExecuteOptions = {}): Pro
   options.signal?.addEventListener('abort', onAbort, { once: true });
   if (options.signal?.aborted) onAbort();
   const signal = controller.signal;
+  const aborted = new Promise<void>((resolvePromise) => signal.addEventListener('abort', () => resolvePromise(), { once: true }));
 
   let spool: { store: FsArtifactStore; dir: string } | undefined;
   const spoolStore = async () => {
@@ -176,96 +239,261 @@ export async function executePlan(plan: Plan, options: ExecuteOptions = {}): Pro
     return spool.store;
   };
 
-  const stages = options.only ? withInputs(plan, options.only) : plan.nodes.filter(isStage);
-  const results = new Map<PlanNode, StageResult>();
-  const artifacts = new Map<PlanNode, Artifact>();
+  // What to run, taken lazily: every stage run branch by branch, or (cluster items) a given few.
+  const onlyThese = options.only ? withInputs(plan, options.only) : undefined;
+  // Stage items none of whose runs can run any more (below a failed stage above every search item).
+  const dead = new Map<string, { code: NotRunGroup['code']; reason: string }>();
+  const scheduled: Iterator<ScheduledNode> = onlyThese ? onlyThese[Symbol.iterator]() : plan.stagesByBranch({ skip: (item) => dead.has(item) });
+  const total = onlyThese ? onlyThese.length : plan.stageRuns;
+  const itemsRun = new Set(plan.order.filter(isStage).map((i) => i.name));
+  const states = new Map<string, NodeState>(); // by slot
+  const given = new Map<string, number>(); // stage item -> stage runs taken from the plan
+  const slots: (StageResult | undefined)[] = [];
+  const resultAt = new Map<string, number>();
+  const notRun = new Map<string, NotRunGroup>();
+  const pending: NodeState[] = [];
+  const running = new Map<NodeState, Promise<void>>();
+  const concurrency = Math.max(1, options.concurrency ?? 1);
+  const window = total > CHECK_ALL_UP_TO ? Math.max(64, concurrency * 8) : Infinity;
+  let exhausted = false;
+  let failed = false;
+  let ok = true;
+  let held: RunEvent[] | undefined = [];
+  const send = (e: RunEvent) => (held ? held.push(e) : emit(e));
+  // Settled states no one waits for, by the last branch that reads them.
+  const retired = new MinHeap<NodeState>((s) => s.lastUse);
+  const stopped = () => signal.aborted || (failed && options.failFast);
+
+  /**
+   * A stage run above every search item that failed or was not run dooms every run of the stages
+   * below it: they are left out of the schedule and counted at the end, so a failure above 10^6
+   * branches costs nothing more.
+   */
+  const doom = (state: NodeState) => {
+    if (onlyThese || plan.searchItemsOf(state.item.name).length) return;
+    const reasons = new Map<string, string>([[state.item.name, '']]);
+    for (const item of plan.order) {
+      const from = item.inputs.find((r) => reasons.has(r.from) && r.from !== item.name);
+      if (!from || !isStage(item) || reasons.has(item.name)) continue;
+      reasons.set(item.name, from.from === state.item.name && state.outcome === 'failed' ? `its input '${from.from}' failed` : `its input '${from.from}' was not run`);
+      if (!dead.has(item.name)) dead.set(item.name, { code: 'ERR_UPSTREAM_FAILED', reason: reasons.get(item.name)! });
+    }
+  };
+  const record = (state: NodeState, r: StageResult) => {
+    state.outcome = r.status === 'failed' ? 'failed' : 'done';
+    if (r.status === 'failed') {
+      ok = false;
+      doom(state);
+    }
+    if (keepResults) slots[resultAt.get(state.slot)!] = r;
+    send({ type: 'stage-end', result: r });
+    retire(state);
+  };
+  /** A stage run that will not run; `upstream`: because an input failed (what is below is doomed too). */
+  const skip = (state: NodeState, code: NotRunGroup['code'], reason: string, upstream = false) => {
+    state.outcome = 'not-run';
+    ok = false;
+    countNotRun(state.item.name, code, reason, 1);
+    if (upstream) doom(state);
+    retire(state);
+  };
+  const countNotRun = (name: string, code: NotRunGroup['code'], reason: string, count: number) => {
+    if (count <= 0) return;
+    const k = `${name}\0${code}\0${reason}`;
+    const g = notRun.get(k);
+    if (g) g.count += count;
+    else notRun.set(k, { name, code, reason, count });
+  };
+  const retire = (state: NodeState) => {
+    if (state.outcome && state.waiting === 0) retired.push(state);
+  };
+  /** Forgets settled states that no stage run taken from now on reads (every reader is at a branch <= lastUse). */
+  const forget = (cursor: number) => {
+    while (retired.size && retired.peek()!.lastUse < cursor) {
+      const s = retired.pop()!;
+      if (states.get(s.slot) === s && s.waiting === 0) states.delete(s.slot);
+    }
+  };
+  /** Why a stage run cannot run: an input that failed or was not run (known before its node is made). */
+  const doomedBy = (slots: readonly string[]): NodeState | undefined => {
+    for (const k of slots) {
+      const s = states.get(k);
+      if (s?.outcome === 'failed' || s?.outcome === 'not-run') return s;
+    }
+    return undefined;
+  };
+  const inputFailed = (bad: NodeState) => `its input '${bad.item.name}' ${bad.outcome === 'failed' ? 'failed' : 'was not run'}`;
+
+  /** Takes stage runs from the plan until the window is full: doomed ones are counted, cached ones settled. */
+  const fill = async () => {
+    let cursor = 0;
+    while (!exhausted && pending.length < window && !stopped()) {
+      const next = scheduled.next();
+      if (next.done) {
+        exhausted = true;
+        break;
+      }
+      const { item, slot, inputSlots, at, lastUse } = next.value;
+      cursor = at;
+      given.set(item.name, (given.get(item.name) ?? 0) + 1);
+      const state: NodeState = { item, slot, inputSlots, at, lastUse, waiting: 0 };
+      states.set(slot, state);
+      const bad = doomedBy(inputSlots);
+      if (bad) {
+        skip(state, 'ERR_UPSTREAM_FAILED', inputFailed(bad), true); // its node is never made
+        continue;
+      }
+      const node = (state.node = next.value.node());
+      if (keepResults) resultAt.set(slot, slots.push(undefined) - 1);
+      const artifact = store && item.def.cache !== false ? await cached(node, store) : undefined;
+      if (artifact) {
+        state.artifact = artifact;
+        record(state, result(node, 'cached', artifact.manifest.records, 0, { metadata: artifact.manifest.metadata }));
+        continue;
+      }
+      for (const k of inputSlots) {
+        const s = states.get(k);
+        if (s) s.waiting++;
+      }
+      pending.push(state);
+      warnWorkers(node);
+    }
+    forget(exhausted ? Infinity : cursor);
+  };
+
+  /** Whether a scheduled node's cached entry checks out; a damaged one is removed, with a warning. */
+  async function cached(node: PlanNode, target: ArtifactStore): Promise<Artifact | undefined> {
+    if (!target.check) {
+      const manifest = await target.get(node.key);
+      return manifest ? { store: target, manifest } : undefined;
+    }
+    let found = await target.check(node.key);
+    if (found.state === 'ok' && (options.verify || found.manifest.bytes <= (options.verifyHashBelow ?? VERIFY_HASH_BELOW))) found = await target.check(node.key, { hash: true });
+    if (found.state === 'ok') return { store: target, manifest: found.manifest };
+    if (found.state === 'damaged') {
+      send({ type: 'warning', message: `cache entry of stage '${node.item.name}'${node.branch ? ` [${node.branch}]` : ''} (key ${shortHash(node.key)}) is damaged: ${found.reason}; computing it again` });
+      await target.remove(node.key);
+    }
+    return undefined;
+  }
+
+  const warned = new Set<string>();
+  function warnWorkers(node: PlanNode): void {
+    const workers = workersOf(node);
+    if (workers <= 1 || warned.has(node.item.name)) return;
+    warned.add(node.item.name);
+    const streaming = node.item.inputs.some((ref, i) => ref.as === 'each' && isStream(node.inputs[i]!));
+    const runner = runnerFor(node);
+    const can = runner.capacity(workers, isolationOf(node) ?? 'thread');
+    if (can < workers) {
+      send({ type: 'warning', message: `stage '${node.item.name}' asks for workers: ${workers}; the ${runner.name} runner runs ${can}${isolationOf(node) === 'local' ? ' (isolation "local" runs in this process)' : ''}` });
+    } else if (!streaming) {
+      send({ type: 'warning', message: `stage '${node.item.name}' asks for workers: ${workers}, but no input streams into it: it is one call, made by one worker` });
+    }
+  }
 
   try {
     if (store instanceof FsArtifactStore && plan.pipeline.file) await store.registerPipeline(plan.pipeline.file);
-    // What is cached already.
-    for (const node of stages) {
-      if (!store || node.item.def.cache === false) continue;
-      const manifest = await store.get(node.key);
-      if (manifest) artifacts.set(node, { store, manifest });
-    }
-    emit({ type: 'plan', stages: stages.map((n) => ({ name: n.item.name, branch: n.branch, cached: artifacts.has(n) })) });
-    for (const node of stages) {
-      const a = artifacts.get(node);
-      if (!a) continue;
-      const r = result(node, 'cached', a.manifest.records, 0, { metadata: a.manifest.metadata });
-      results.set(node, r);
-      emit({ type: 'stage-end', result: r });
-    }
-    const warned = new Set<string>();
-    for (const node of stages) {
-      const workers = workersOf(node);
-      if (results.has(node) || workers <= 1 || warned.has(node.item.name)) continue;
-      warned.add(node.item.name);
-      const streaming = node.item.inputs.some((ref, i) => ref.as === 'each' && isStream(node.inputs[i]!));
-      const runner = runnerFor(node);
-      const can = runner.capacity(workers, isolationOf(node) ?? 'thread');
-      if (can < workers) {
-        emit({ type: 'warning', message: `stage '${node.item.name}' asks for workers: ${workers}; the ${runner.name} runner runs ${can}${isolationOf(node) === 'local' ? ' (isolation "local" runs in this process)' : ''}` });
-      } else if (!streaming) {
-        emit({ type: 'warning', message: `stage '${node.item.name}' asks for workers: ${workers}, but no input streams into it: it is one call, made by one worker` });
-      }
-    }
+    for (const input of plan.unusedInputs) send({ type: 'unused-input', name: input.item, branch: null, input });
+    await fill();
+    const first = held;
+    held = undefined;
+    const everything = exhausted && total <= CHECK_ALL_UP_TO;
+    emit({
+      type: 'plan',
+      total,
+      ...(everything ? { stages: [...states.values()].filter((s) => s.node).map((s) => ({ name: s.item.name, branch: s.node!.branch, cached: !!s.artifact })) } : {}),
+    });
+    for (const e of first) emit(e);
 
-    // Run what is left, each stage once its stage inputs are done.
-    const pending = new Set(stages.filter((n) => !results.has(n)));
-    const running = new Map<PlanNode, Promise<void>>();
-    const concurrency = Math.max(1, options.concurrency ?? 1);
-    let failed = false;
-    const stageInputs = (n: PlanNode) => n.inputs.filter(isStage);
-    while (pending.size || running.size) {
-      for (const node of [...pending]) {
-        if (running.size >= concurrency) break;
-        const deps = stageInputs(node);
-        const bad = deps.find((d) => results.get(d)?.status === 'failed');
-        if (bad || (failed && options.failFast) || signal.aborted) {
-          pending.delete(node);
-          const error = signal.aborted
-            ? new StageError('ERR_ABORTED', node.item.name, node.branch, 'not run: the run was cancelled')
-            : bad
-              ? new StageError('ERR_UPSTREAM_FAILED', node.item.name, node.branch, `not run: its input '${bad.item.name}' failed`)
-              : new StageError('ERR_UPSTREAM_FAILED', node.item.name, node.branch, 'not run: an earlier stage failed (fail-fast)');
-          const r = result(node, 'failed', 0, 0, { error });
-          results.set(node, r);
-          emit({ type: 'stage-end', result: r });
+    // Run what is pending, each stage run once its stage inputs are settled.
+    while (pending.length || running.size) {
+      for (let i = 0; i < pending.length && !stopped(); ) {
+        const state = pending[i]!;
+        const deps = state.inputSlots.map((k) => states.get(k));
+        const bad = doomedBy(state.inputSlots);
+        if (bad) {
+          pending.splice(i, 1);
+          release(state);
+          skip(state, 'ERR_UPSTREAM_FAILED', inputFailed(bad), true);
           continue;
         }
-        if (!deps.every((d) => results.has(d))) continue;
-        pending.delete(node);
-        const p = runStage(node).then((r) => {
-          results.set(node, r);
-          if (r.status === 'failed') failed = true;
-          emit({ type: 'stage-end', result: r });
-          running.delete(node);
+        if (running.size >= concurrency || !deps.every((d) => d?.outcome === 'done')) {
+          i++;
+          continue;
+        }
+        pending.splice(i, 1);
+        const inputs = new Map(deps.map((d) => [d!.slot, d!.artifact!]));
+        release(state);
+        const p = runStage(state.node!, inputs).then(({ r, artifact }) => {
+          state.artifact = artifact;
+          if (r.status === 'failed') {
+            failed = true;
+            if (options.failFast) controller.abort(r.error);
+          }
+          running.delete(state);
+          record(state, r);
         });
-        running.set(node, p);
+        running.set(state, p);
       }
-      if (running.size) await Promise.race(running.values());
-      else if (pending.size && ![...pending].some((n) => stageInputs(n).every((d) => results.has(d)))) break; // cannot happen in a DAG
+      if (stopped()) {
+        await Promise.all(running.values()); // they see the abort and end
+        break;
+      }
+      await fill();
+      if (running.size) await Promise.race([...running.values(), aborted]);
+      else if (pending.length && !pending.some((s) => s.inputSlots.every((k) => states.get(k)?.outcome))) {
+        // Inputs are scheduled before what reads them, so the first pending run can always start.
+        throw new Error(`ringpipe: the scheduler is stuck with ${pending.length} stage runs waiting (first: ${pending[0]!.slot}); please report this`);
+      }
+    }
+    if (stopped()) {
+      // fail-fast aborts the running stages too: the caller's signal says whether it was a cancellation
+      const cancelled = options.signal?.aborted === true || !(failed && options.failFast);
+      const reason = cancelled ? 'the run was cancelled' : 'an earlier stage failed (fail-fast)';
+      const code = cancelled ? 'ERR_ABORTED' : 'ERR_UPSTREAM_FAILED';
+      for (const state of pending.splice(0)) skip(state, code, reason);
+      for (const name of itemsRun) if (!dead.has(name)) countNotRun(name, code, reason, (onlyThese ? onlyThese.filter((s) => s.item.name === name).length : plan.branchCount(name)) - (given.get(name) ?? 0));
     }
   } finally {
     options.signal?.removeEventListener('abort', onAbort);
     if (spool) await rm(spool.dir, { recursive: true, force: true });
   }
 
-  const ordered = stages.map((n) => results.get(n)!).filter(Boolean);
-  return { ok: ordered.every((r) => r.status !== 'failed'), stages: ordered, cacheLocation: store?.location };
+  for (const [name, d] of dead) countNotRun(name, d.code, d.reason, plan.branchCount(name) - (given.get(name) ?? 0));
+  const groups = [...notRun.values()];
+  for (const group of groups) emit({ type: 'not-run', name: group.name, branch: null, group });
+  const stages = slots.filter((r): r is StageResult => r !== undefined);
+  return {
+    ok: ok && groups.length === 0,
+    stages,
+    ...(groups.length ? { notRun: groups } : {}),
+    ...(plan.unusedInputs.length ? { unusedInputs: [...plan.unusedInputs] } : {}),
+    cacheLocation: store?.location,
+  };
+
+  /** A pending node leaves the queue: its inputs have one waiter fewer. */
+  function release(state: NodeState): void {
+    for (const k of state.inputSlots) {
+      const s = states.get(k);
+      if (!s) continue;
+      s.waiting--;
+      retire(s);
+    }
+  }
 
   function result(node: PlanNode, status: StageStatus, records: number, seconds: number, extra: Partial<StageResult> = {}): StageResult {
     return { name: node.item.name, branch: node.branch, params: node.params, key: node.key, status, records, seconds, ...extra };
   }
 
-  async function runStage(node: PlanNode): Promise<StageResult> {
+  /** Runs one stage run whose stage inputs are done (`artifacts`: theirs, by slot). */
+  async function runStage(node: PlanNode, artifacts: Map<string, Artifact>): Promise<{ r: StageResult; artifact?: Artifact }> {
     const started = performance.now();
     const seconds = () => (performance.now() - started) / 1000;
     let writer: ArtifactWriter | undefined;
     try {
       const fn = await stageFunction(node);
-      const inputs = await Promise.all(node.item.inputs.map((ref, i) => inputFeed(node.inputs[i]!, ref.as)));
+      const inputs = await Promise.all(node.item.inputs.map((ref, i) => inputFeed(node.inputs[i]!, ref.as, artifacts.get(slotKey(ref.from, node.inputs[i]!.indices)))));
       const streamCounts = inputs.filter((f) => f.type === 'stream').map((f) => (f as { count?: number }).count);
       const total = streamCounts.length && streamCounts.every((c) => c !== undefined) ? Math.min(...(streamCounts as number[])) : undefined;
       emit({ type: 'stage-start', name: node.item.name, branch: node.branch, total });
@@ -313,19 +541,18 @@ export async function executePlan(plan: Plan, options: ExecuteOptions = {}): Pro
         ...(plan.pipeline.file ? { pipeline: plan.pipeline.file } : {}),
       });
       writer = undefined;
-      artifacts.set(node, { store: target, manifest });
-      return result(node, 'computed', manifest.records, seconds(), {
+      const r = result(node, 'computed', manifest.records, seconds(), {
         metadata: manifest.metadata,
         ...(outcome.skipped.length ? { skipped: outcome.skipped } : {}),
       });
+      return { r, artifact: { store: target, manifest } };
     } catch (err) {
       await writer?.abort().catch(() => undefined);
-      if (options.failFast) controller.abort(err);
       const error =
         err instanceof StageError || err instanceof ConfigError
           ? err
           : new StageError('ERR_STAGE_FAILED', node.item.name, node.branch, (err as Error)?.message ?? String(err), { cause: err });
-      return result(node, 'failed', 0, seconds(), { error });
+      return { r: result(node, 'failed', 0, seconds(), { error }) };
     }
   }
 
@@ -333,11 +560,11 @@ export async function executePlan(plan: Plan, options: ExecuteOptions = {}): Pro
   function isStream(src: PlanNode): boolean {
     if (src.item.kind === 'folder') return true;
     if (!isStage(src)) return false;
-    const a = artifacts.get(src);
+    const a = states.get(slotKey(src.item.name, src.indices))?.artifact;
     return a ? a.manifest.kind === 'stream' : true; // not run yet: a stage usually streams
   }
 
-  async function inputFeed(src: PlanNode, as: 'each' | 'all' | 'iterable'): Promise<InputFeed> {
+  async function inputFeed(src: PlanNode, as: 'each' | 'all' | 'iterable', a: Artifact | undefined): Promise<InputFeed> {
     let feed: InputFeed;
     const read = (src.item.def.read as ReadMode | undefined) ?? 'path';
     switch (src.item.kind) {
@@ -362,7 +589,6 @@ export async function executePlan(plan: Plan, options: ExecuteOptions = {}): Pro
         break;
       }
       default: {
-        const a = artifacts.get(src);
         if (!a) throw new StageError('ERR_UPSTREAM_FAILED', src.item.name, src.branch, 'its artifact is missing');
         if (a.manifest.kind === 'value') {
           let rec: ArtifactRecord | undefined;
@@ -378,8 +604,7 @@ export async function executePlan(plan: Plan, options: ExecuteOptions = {}): Pro
     let source: ReplaySource | undefined;
     if (feed.type === 'value') source = { type: 'inline', records: [{ data: feed.data, ...(feed.metadata ? { metadata: feed.metadata } : {}) }] };
     else if (src.item.kind === 'folder') source = { type: 'files', files: src.files!, read };
-    else {
-      const a = artifacts.get(src)!;
+    else if (a) {
       if (a.store instanceof FsArtifactStore) source = { type: 'artifact', location: a.store.location, key: a.manifest.key };
     }
     const open = source ? () => openReplaySource(source!) : (feed as Extract<InputFeed, { type: 'stream' }>).open;

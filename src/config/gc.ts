@@ -5,7 +5,6 @@ import type { CacheEntry } from '../cache/store.js';
 import { FsArtifactStore } from '../cache/store.js';
 import { ConfigError } from './errors.js';
 import { JsonPipeline } from './pipeline.js';
-import { isStage } from './plan.js';
 
 /** Options of {@link collectGarbage}. */
 export interface GcOptions {
@@ -57,7 +56,8 @@ export async function collectGarbage(store: FsArtifactStore, options: GcOptions 
   for (const path of [...roots].sort()) {
     let pipeline: JsonPipeline;
     try {
-      pipeline = await JsonPipeline.load(path);
+      // gc only lists keys, lazily: the branch limit guards runs, not this.
+      pipeline = await JsonPipeline.load(path, { maxBranches: Infinity });
     } catch (err) {
       if (!(err instanceof ConfigError) || !options.force) {
         throw new ConfigError(
@@ -70,7 +70,7 @@ export async function collectGarbage(store: FsArtifactStore, options: GcOptions 
       roots.delete(path);
       continue;
     }
-    for (const n of (await pipeline.plan()).nodes) if (isStage(n)) keep.add(n.key);
+    for (const s of (await pipeline.plan()).stagesByBranch()) keep.add(s.node().key);
   }
   const kept: CacheEntry[] = [];
   const removed: CacheEntry[] = [];

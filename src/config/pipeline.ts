@@ -107,14 +107,20 @@ export class JsonPipeline {
 
   /** Every stage in every branch, with its cache entry if there is one (what `--dry-run` shows). */
   async status(options: CacheLocationOptions = {}): Promise<StagePlanEntry[]> {
+    const out: StagePlanEntry[] = [];
+    for await (const entry of this.statusStream(options)) out.push(entry);
+    return out;
+  }
+
+  /** {@link status}, one stage run at a time, branch by branch (as a run takes them; nodes are made as listed). */
+  async *statusStream(options: CacheLocationOptions = {}): AsyncGenerator<StagePlanEntry> {
     const plan = await this.plan();
     const store = this.store(plan, options);
-    const out: StagePlanEntry[] = [];
-    for (const n of plan.nodes.filter(isStage)) {
+    for (const s of plan.stagesByBranch()) {
+      const n = s.node();
       const manifest = n.item.def.cache === false ? undefined : await store.get(n.key);
-      out.push({ name: n.item.name, branch: n.branch, params: n.params, key: n.key, ...(manifest ? { manifest } : {}) });
+      yield { name: n.item.name, branch: n.branch, params: n.params, key: n.key, ...(manifest ? { manifest } : {}) };
     }
-    return out;
   }
 
   /** The artifacts of the pipeline's stages, with their metadata (e.g. each grid branch's loss). */

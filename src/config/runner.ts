@@ -4,6 +4,7 @@
 // threads / processes, replicas) implements the same interface.
 import type { ArtifactRecord } from '../cache/records.js';
 import { StageError } from './errors.js';
+import { functionStack, pathOf, previewArgs } from './preview.js';
 import type { Isolation } from './types.js';
 
 /** What a stage function receives as its last argument, after one argument per input. */
@@ -72,6 +73,8 @@ export interface SkippedCall {
   index: number;
   /** The error's message. */
   message: string;
+  /** The input file of the record (its metadata's `path`, relative to the pipeline file), when it has one. */
+  path?: string;
 }
 
 /** What running a stage gave (the records went to `emit`). */
@@ -152,9 +155,12 @@ export class InProcessRunner implements StageRunner {
   async run(inv: StageInvocation): Promise<StageOutcome> {
     const streams = inv.inputs.map((f, i) => (f.type === 'stream' ? i : -1)).filter((i) => i >= 0);
     const skipped: SkippedCall[] = [];
+    let current: { args: unknown[]; metas: (Record<string, unknown> | undefined)[] } = { args: [], metas: [] };
     const call = (args: unknown[], index: number, metadata: (Record<string, unknown> | undefined)[]) => {
       const ctx: StageContext = { stage: inv.stage, branch: inv.branch, params: inv.params, index, metadata, options: inv.options, signal: inv.signal };
-      return inv.fn(...args, ctx);
+      current = { args, metas: metadata };
+      const fn = inv.fn; // unbound: its stack frames name the function, not `[as fn]`
+      return fn(...args, ctx);
     };
     const inherited = (metas: (Record<string, unknown> | undefined)[]) => {
       let m: Record<string, unknown> | undefined;
@@ -191,7 +197,7 @@ export class InProcessRunner implements StageRunner {
         return { kind: 'value', skipped, workers: 1 };
       } catch (err) {
         if (err instanceof NotTheFunction) throw err.error;
-        throw stageFailure(inv, err);
+        throw stageFailure(inv, err, undefined, current.args);
       }
     }
 
@@ -228,8 +234,8 @@ export class InProcessRunner implements StageRunner {
           if (!(await drain(result, meta)) && result !== undefined) await emit(toRecord(result, meta));
         } catch (err) {
           if (err instanceof NotTheFunction) throw err.error;
-          if (inv.onError !== 'skip') throw stageFailure(inv, err, index);
-          skipped.push({ index, message: (err as Error)?.message ?? String(err) });
+          if (inv.onError !== 'skip') throw stageFailure(inv, err, index, args);
+          skipped.push(skippedCall(index, err, metas));
         }
         inv.progress(index + 1);
       }
@@ -252,10 +258,53 @@ function checkAborted(inv: StageInvocation): void {
   if (inv.signal.aborted) throw aborted(inv);
 }
 
-function stageFailure(inv: StageInvocation, err: unknown, record?: number): StageError {
+function stageFailure(inv: StageInvocation, err: unknown, record: number | undefined, args: unknown[]): StageError {
   if (err instanceof StageError) return err;
   if (inv.signal.aborted) return new StageError('ERR_ABORTED', inv.stage, inv.branch, 'the run was cancelled', { cause: err });
   const msg = err instanceof Error ? err.message : String(err);
   const where = record === undefined ? '' : ` on record ${record}`;
-  return new StageError('ERR_STAGE_FAILED', inv.stage, inv.branch, `${inv.target.exportName === 'default' ? 'the function' : `'${inv.target.exportName}'`} failed${where}: ${msg}`, { cause: err, record });
+  return new StageError('ERR_STAGE_FAILED', inv.stage, inv.branch, `${inv.target.exportName === 'default' ? 'the function' : `'${inv.target.exportName}'`} failed${where}: ${msg}`, {
+    cause: err,
+    record,
+    ...(args.length ? { input: previewArgs(args) } : {}),
+    ...(err instanceof Error && err.stack ? { functionStack: functionStack(err.stack) } : {}),
+  });
+}
+
+/** A skipped call: its index, the error's message, and the input file when the record has one. */
+export function skippedCall(index: number, err: unknown, metas: readonly (Record<string, unknown> | undefined)[]): SkippedCall {
+  const path = pathOf(metas);
+  return { index, message: (err as Error)?.message ?? String(err), ...(path !== undefined ? { path } : {}) };
+}
+
+/**
+ * The arguments (and input metadata) of the calls at `indices`, read again from the inputs:
+ * streaming inputs are opened anew and read up to the last index; values are as given. For
+ * errors reported by index only (the engine's).
+ */
+export async function callsAt(inputs: readonly InputFeed[], indices: readonly number[]): Promise<Map<number, { args: unknown[]; metas: (Record<string, unknown> | undefined)[] }>> {
+  const wanted = new Set(indices);
+  const out = new Map<number, { args: unknown[]; metas: (Record<string, unknown> | undefined)[] }>();
+  if (!wanted.size) return out;
+  let last = -1;
+  for (const i of wanted) if (i > last) last = i;
+  const iterators = inputs.map((f) => (f.type === 'stream' ? f.open()[Symbol.asyncIterator]() : undefined));
+  try {
+    for (let index = 0; index <= last; index++) {
+      const steps = await Promise.all(iterators.map((it) => it?.next()));
+      if (steps.some((s) => s?.done)) break;
+      if (!wanted.has(index)) continue;
+      const args: unknown[] = [];
+      const metas: (Record<string, unknown> | undefined)[] = [];
+      inputs.forEach((f, i) => {
+        const rec = f.type === 'stream' ? (steps[i]!.value as ArtifactRecord) : { data: f.data, metadata: f.metadata };
+        args.push(rec.data);
+        metas.push(rec.metadata);
+      });
+      out.set(index, { args, metas });
+    }
+  } finally {
+    await Promise.all(iterators.map((it) => it?.return?.().catch(() => undefined)));
+  }
+  return out;
 }

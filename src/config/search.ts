@@ -13,19 +13,66 @@ export function parameterValues(def: Record<string, unknown>): Record<string, un
   return out;
 }
 
+/** The combinations of a search item, by index, without holding them all. */
+export interface SearchSpace {
+  /** Number of combinations. */
+  readonly size: number;
+  /** The combination at `index` (0 <= index < size). */
+  at(index: number): Record<string, unknown>;
+}
+
+/** The fields of a grid item with their lists, in the order of the file. */
+function gridFields(def: Record<string, unknown>): [string, unknown[]][] {
+  return Object.entries(def).filter(([k]) => !META.has(k)) as [string, unknown[]][];
+}
+
+/** Number of combinations of a grid item: the product of its lists' lengths. */
+export function gridSize(def: Record<string, unknown>): number {
+  return gridFields(def).reduce((n, [, values]) => n * values.length, 1);
+}
+
+/**
+ * A grid item's combinations in the order of {@link gridCombinations}, decoded from their index
+ * (mixed radix, last field fastest): a grid of 10^6 combinations costs nothing until one is asked for.
+ */
+export function gridSpace(def: Record<string, unknown>): SearchSpace {
+  const fields = gridFields(def);
+  return {
+    size: gridSize(def),
+    at(index: number) {
+      const picked: unknown[] = new Array(fields.length);
+      let rest = index;
+      for (let f = fields.length - 1; f >= 0; f--) {
+        const values = fields[f]![1];
+        picked[f] = values[rest % values.length];
+        rest = Math.floor(rest / values.length);
+      }
+      const combo: Record<string, unknown> = {};
+      fields.forEach(([name], f) => (combo[name] = picked[f]));
+      return combo;
+    },
+  };
+}
+
+/** A random-search item's combinations (sampled on first use: identical samples are dropped, so their number is known only then). */
+export function randomSpace(def: Record<string, unknown>): SearchSpace {
+  let combos: Record<string, unknown>[] | undefined;
+  const all = () => (combos ??= randomCombinations(def));
+  return {
+    get size() {
+      return all().length;
+    },
+    at: (index: number) => all()[index]!,
+  };
+}
+
 /**
  * The cartesian product of a grid item's lists, in the order of the file (last field varies
  * fastest). A grid with fields a: [1, 2] and b: ["x", "y"] gives 4 combinations.
  */
 export function gridCombinations(def: Record<string, unknown>): Record<string, unknown>[] {
-  const fields = Object.entries(def).filter(([k]) => !META.has(k)) as [string, unknown[]][];
-  let combos: Record<string, unknown>[] = [{}];
-  for (const [field, values] of fields) {
-    const next: Record<string, unknown>[] = [];
-    for (const combo of combos) for (const v of values) next.push({ ...combo, [field]: v });
-    combos = next;
-  }
-  return combos;
+  const space = gridSpace(def);
+  return Array.from({ length: space.size }, (_, i) => space.at(i));
 }
 
 /**

@@ -91,6 +91,8 @@ export interface StageItem extends StageCommon {
   type?: 'stage';
   /** `"./module.js#exportName"` (default export when `#...` is left out). */
   run: string;
+  /** Items whose outputs become the function's arguments, in this order; `[]` for a function that takes none. */
+  inputs: InputSpec[];
 }
 
 /** A stage implemented by ringpipe's library (`image_preprocess`, `trainer`); other fields are its options. */

@@ -2,12 +2,14 @@
 // (inputs that name items, cycles, files, modules and exports). Every issue names the item, the field
 // and the JSON pointer.
 import { statSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { isAbsolute, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { ErrorObject } from 'ajv';
 import { canonicalJson } from '../cache/hash.js';
 import { ConfigError, type ConfigIssue } from './errors.js';
 import { LIBRARY_STAGE_TYPES, libraryOptions, loadLibraryStage, moduleOptions } from './library.js';
 import { findExport, parseRun, resolveRunModule } from './modules.js';
+import { outsideProblem, type ProjectScope } from './project.js';
 import { getAjv, schemaErrors } from './schema.js';
 import type { InputMode, InputRef, ItemKind, PipelineItem } from './types.js';
 
@@ -41,6 +43,8 @@ export interface ValidateOptions {
   checkModules?: boolean;
   /** Check that `file` and `file_folder` paths exist (default true). */
   checkFiles?: boolean;
+  /** Where paths may lead: the project folder, and whether paths outside it are allowed (default: anywhere). */
+  scope?: ProjectScope;
 }
 
 /** A validated pipeline. */
@@ -103,6 +107,7 @@ export async function validatePipeline(spec: unknown, options: ValidateOptions):
   }
 
   for (const item of items) {
+    checkScope(item, options.baseDir, options.scope, issues);
     if (options.checkFiles !== false && (item.kind === 'file' || item.kind === 'folder')) checkPath(item, options.baseDir, issues);
     if (options.checkModules !== false && item.kind === 'stage') await checkRun(item, options.baseDir, issues);
     if (options.checkModules !== false && item.kind === 'library') await checkLibrary(item, options.baseDir, issues, warnings);
@@ -144,6 +149,12 @@ function show(v: unknown): string {
   return s === undefined ? String(v) : s.length > 60 ? s.slice(0, 57) + '...' : s;
 }
 
+/** What a missing field is for, after "missing field 'x'". */
+const MISSING_HINT: Record<string, string> = {
+  run: ' (the function to call, e.g. "./steps.js#prepare")',
+  inputs: ' (the items whose outputs the function takes, in order, e.g. ["params"]; write [] for a function that takes none)',
+};
+
 const KNOWN_TYPES = () => Object.keys(ITEM_TYPES).join(', ');
 const DISTRIBUTION_HELP = 'a list of values, or one of {"uniform": [lo, hi]}, {"log_uniform": [lo, hi]} (lo > 0), {"int": [lo, hi]}, {"choice": [values]}';
 
@@ -176,10 +187,11 @@ function mapSchemaErrors(errors: ErrorObject[], spec: Record<string, unknown>): 
           break;
         case 'required': {
           const missing = (e.params as { missingProperty: string }).missingProperty;
+          if (missing === 'inputs' && type === undefined && !('run' in (def as object))) break; // no type, no run: 'missing type' says it all
           if (missing === 'run' && type === undefined) {
             add({ item, field: 'type', pointer: ptr(item, 'type'), message: `missing field 'type' (or 'run' for a stage); known types: ${KNOWN_TYPES()}` });
           } else {
-            add({ item, field: missing, pointer: ptr(item, missing), message: `missing field '${missing}'${missing === 'run' ? " (the function to call, e.g. \"./steps.js#prepare\")" : ''}` });
+            add({ item, field: missing, pointer: ptr(item, missing), message: `missing field '${missing}'${MISSING_HINT[missing] ?? ''}` });
           }
           break;
         }
@@ -187,7 +199,8 @@ function mapSchemaErrors(errors: ErrorObject[], spec: Record<string, unknown>): 
           if (type === undefined && !('run' in (def as object))) break; // no type: 'missing type' says it all
           const field = (e.params as { additionalProperty: string }).additionalProperty;
           const allowed = kind ? ALLOWED_FIELDS[kind] : undefined;
-          add({ item, field, pointer: ptr(item, field), message: `unknown field '${field}'${allowed ? ` (a ${kind} item has: ${allowed.join(', ')})` : ''}` });
+          const hint = allowed ? closest(field, allowed) : undefined;
+          add({ item, field, pointer: ptr(item, field), message: `unknown field '${field}'${hint ? ` (did you mean '${hint}'?)` : ''}${allowed ? ` (a ${kind} item has: ${allowed.join(', ')})` : ''}` });
           break;
         }
         case 'propertyNames': {
@@ -388,6 +401,30 @@ export function findCycle(items: PipelineItem[]): string[] | undefined {
   return undefined;
 }
 
+/** Paths an item names that lead outside the project folder (unless the scope allows it). */
+function checkScope(item: PipelineItem, baseDir: string, scope: ProjectScope | undefined, issues: ConfigIssue[]): void {
+  if (!scope || scope.allowOutside) return;
+  const named: { field: string; path: string; written: string }[] = [];
+  if (item.kind === 'file' || item.kind === 'folder') named.push({ field: 'path', path: resolve(baseDir, item.def.path as string), written: item.def.path as string });
+  const modules = item.kind === 'stage' ? [{ field: 'run', module: parseRun(item.def.run as string).module }] : item.kind === 'library' ? moduleOptions(item.type, libraryOptions(item.def)) : [];
+  for (const m of modules) {
+    const path = m.module.startsWith('file:') ? fileUrlPath(m.module) : m.module.startsWith('./') || m.module.startsWith('../') || isAbsolute(m.module) ? resolve(baseDir, m.module) : undefined;
+    if (path) named.push({ field: m.field, path: resolveRunModule(m.module, baseDir).path ?? path, written: m.module });
+  }
+  for (const n of named) {
+    const problem = outsideProblem(n.path, scope);
+    if (problem) issues.push({ item: item.name, field: n.field, pointer: ptr(item.name, ...n.field.split('.')), message: `'${n.written}' is not allowed: ${problem}` });
+  }
+}
+
+function fileUrlPath(url: string): string | undefined {
+  try {
+    return fileURLToPath(url);
+  } catch {
+    return undefined;
+  }
+}
+
 function checkPath(item: PipelineItem, baseDir: string, issues: ConfigIssue[]): void {
   const path = item.def.path as string;
   const abs = resolve(baseDir, path);
@@ -487,7 +524,7 @@ function optionIssues(item: PipelineItem, schema: Record<string, unknown>, error
     const message = alt
       ? alt[1]
       : e.keyword === 'additionalProperties'
-        ? `unknown option '${field}' of a '${item.type}' stage`
+        ? `unknown option '${field}' of a '${item.type}' stage${knownOptions(schema, field!)}`
         : e.keyword === 'required'
           ? `missing option '${field}'`
           : e.keyword === 'enum'
@@ -499,6 +536,15 @@ function optionIssues(item: PipelineItem, schema: Record<string, unknown>, error
     out.push({ item: item.name, field, pointer, message });
   }
   return out;
+}
+
+/** ` (did you mean 'x'?) (its options: a, b, ...)` for an unknown top-level option of a library stage. */
+function knownOptions(schema: Record<string, unknown>, field: string): string {
+  if (field.includes('.')) return '';
+  const names = Object.keys((schema.properties as Record<string, unknown> | undefined) ?? {});
+  if (!names.length) return '';
+  const hint = closest(field, names);
+  return `${hint ? ` (did you mean '${hint}'?)` : ''} (its options: ${names.join(', ')})`;
 }
 
 /** The name in `names` closest to `name` (edit distance at most 2 and less than half its length), or undefined. */

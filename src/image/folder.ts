@@ -4,7 +4,7 @@
  * sharding; and {@link imageSource}, a generator usable as a ringpipe `Source`.
  */
 import type { Dirent } from 'node:fs';
-import { readdir, realpath, stat } from 'node:fs/promises';
+import { readdir, readlink, realpath, stat } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
 import { InvalidArgumentError } from '../errors.js';
 import { readLabelList, type LabelEntry } from './labels.js';
@@ -32,6 +32,14 @@ export interface ImageItem {
   epoch?: number;
 }
 
+/** A folder entry that is not a sample of the dataset, and why. */
+export interface UnusedImageEntry {
+  /** Absolute path. */
+  path: string;
+  /** Why it is not used: hidden, another extension, a dangling link, a link loop, a folder named like an image, ... */
+  reason: string;
+}
+
 /** A listed dataset: every sample in canonical order plus the class mapping. */
 export interface ImageDataset {
   /** The folder the dataset was listed from, if any. */
@@ -40,6 +48,11 @@ export interface ImageDataset {
   classes: string[];
   /** Every sample, `items[i].index === i`. */
   items: ImageItem[];
+  /**
+   * For a listed folder: every entry met that is not a sample, with the reason, sorted by path
+   * (folders not descended into are reported once). Nothing in the folder disappears unreported.
+   */
+  unused?: UnusedImageEntry[];
 }
 
 /** Where the labels of a folder dataset come from. */
@@ -124,35 +137,65 @@ function hasExtension(name: string, exts: Set<string>): boolean {
   return dot > 0 && exts.has(name.slice(dot).toLowerCase());
 }
 
-async function entryKind(dir: string, d: Dirent, follow: boolean): Promise<'file' | 'dir' | undefined> {
+/** What an entry is once links are followed: a file, a folder, or why it is not used. */
+async function entryKind(dir: string, d: Dirent, follow: boolean): Promise<'file' | 'dir' | { unused: string }> {
   if (d.isFile()) return 'file';
   if (d.isDirectory()) return 'dir';
-  if (d.isSymbolicLink() && follow) {
-    try {
-      const s = await stat(join(dir, d.name));
-      return s.isFile() ? 'file' : s.isDirectory() ? 'dir' : undefined;
-    } catch {
-      return undefined; // dangling link
-    }
+  if (!d.isSymbolicLink()) {
+    // sockets, FIFOs, devices: never listed (opening a FIFO would block)
+    return { unused: `not a regular file (${d.isFIFO() ? 'a FIFO' : d.isSocket() ? 'a socket' : 'a device'})` };
   }
-  return undefined; // sockets, FIFOs, devices: never listed (opening a FIFO would block)
+  const target = await readlink(join(dir, d.name)).catch(() => '?');
+  if (!follow) return { unused: `a symbolic link (-> ${target}); followSymlinks is false` };
+  try {
+    const s = await stat(join(dir, d.name));
+    return s.isFile() ? 'file' : s.isDirectory() ? 'dir' : { unused: `a symbolic link to something that is not a regular file (-> ${target})` };
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ELOOP') return { unused: `a symbolic link loop (-> ${target})` };
+    if (code === 'ENOENT') return { unused: `a dangling symbolic link: its target ${target} does not exist` };
+    return { unused: `a symbolic link whose target cannot be read (${code ?? (e as Error).message})` };
+  }
 }
 
-/** Appends the image files under `dir` (recursively) to `out`, as paths relative to the walk's root with '/' separators. */
-async function walk(dir: string, opts: WalkOptions, rel: string, ancestors: Set<string>, out: string[]): Promise<string[]> {
+/**
+ * Appends the image files under `dir` (recursively) to `out`, as paths relative to the walk's root
+ * with '/' separators, and every other entry met to `unused` with the reason.
+ */
+async function walk(dir: string, opts: WalkOptions, rel: string, ancestors: Set<string>, out: string[], unused: UnusedImageEntry[]): Promise<string[]> {
   const real = await realpath(dir);
-  if (ancestors.has(real)) return out; // a link back to an ancestor: a cycle
+  if (ancestors.has(real)) {
+    unused.push({ path: dir, reason: 'a symbolic link to a folder above it: a loop, not followed' });
+    return out;
+  }
   const inner = new Set(ancestors).add(real);
-  const entries = await readdir(dir, { withFileTypes: true });
+  let entries: Dirent[];
+  try {
+    entries = await readdir(dir, { withFileTypes: true });
+  } catch (e) {
+    if (!rel) throw e; // the dataset's own folder: the caller says what is wrong
+    unused.push({ path: dir, reason: `the folder cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})` });
+    return out;
+  }
   for (const d of entries) {
-    if (!opts.includeHidden && d.name.startsWith('.')) continue;
+    const path = join(dir, d.name);
+    if (!opts.includeHidden && d.name.startsWith('.')) {
+      unused.push({ path, reason: "hidden (its name starts with '.'; includeHidden lists it)" });
+      continue;
+    }
     const kind = await entryKind(dir, d, opts.followSymlinks);
     const relPath = rel ? `${rel}/${d.name}` : d.name;
-    if (kind === 'file' && hasExtension(d.name, opts.extensions)) out.push(relPath);
-    else if (kind === 'dir') await walk(join(dir, d.name), opts, relPath, inner, out);
+    if (typeof kind === 'object') unused.push({ path, reason: kind.unused });
+    else if (kind === 'dir') {
+      if (hasExtension(d.name, opts.extensions)) unused.push({ path, reason: `a folder, not an image file, although its name ends in ${d.name.slice(d.name.lastIndexOf('.'))}: the images in it are listed` });
+      await walk(path, opts, relPath, inner, out, unused);
+    } else if (hasExtension(d.name, opts.extensions)) out.push(relPath);
+    else unused.push({ path, reason: `not an image by its extension (listed: ${[...opts.extensions].join(' ')})` });
   }
   return out;
 }
+
+const byPath = (a: UnusedImageEntry, b: UnusedImageEntry) => compareCodeUnits(a.path, b.path);
 
 function normaliseExtensions(exts: readonly string[]): Set<string> {
   if (!Array.isArray(exts) || !exts.length) throw new InvalidArgumentError('imageFolder: extensions must be a non-empty array');
@@ -231,17 +274,25 @@ export async function imageFolder(dir: string, options: ImageFolderOptions = {})
   }
 
   if (labels === 'none') {
-    const files = (await walk(root, walkOpts, '', new Set(), [])).sort(compareCodeUnits);
+    const unused: UnusedImageEntry[] = [];
+    const files = (await walk(root, walkOpts, '', new Set(), [], unused)).sort(compareCodeUnits);
     if (!files.length) throw new InvalidArgumentError(`imageFolder: no image with extension ${[...walkOpts.extensions].join(' ')} under '${root}'`);
-    return { root, classes: [], items: files.map((f, index) => ({ index, path: join(root, ...f.split('/')), label: -1 })) };
+    return { root, classes: [], items: files.map((f, index) => ({ index, path: join(root, ...f.split('/')), label: -1 })), unused: unused.sort(byPath) };
   }
 
   if (labels !== 'folder') throw new InvalidArgumentError(`imageFolder: labels must be 'folder', 'none' or { file }, got ${JSON.stringify(labels)}`);
   const top = await readdir(root, { withFileTypes: true });
   const found: string[] = [];
+  const unused: UnusedImageEntry[] = [];
   for (const d of top) {
-    if (!walkOpts.includeHidden && d.name.startsWith('.')) continue;
-    if ((await entryKind(root, d, walkOpts.followSymlinks)) === 'dir') found.push(d.name);
+    const path = join(root, d.name);
+    if (!walkOpts.includeHidden && d.name.startsWith('.')) {
+      unused.push({ path, reason: "hidden (its name starts with '.'; includeHidden lists it)" });
+      continue;
+    }
+    const kind = await entryKind(root, d, walkOpts.followSymlinks);
+    if (kind === 'dir') found.push(d.name);
+    else unused.push({ path, reason: typeof kind === 'object' ? kind.unused : "outside every class folder (labels: 'folder' takes the images in the first-level folders)" });
   }
   found.sort(compareCodeUnits);
   const classes = options.classes ? [...options.classes] : found;
@@ -254,12 +305,12 @@ export async function imageFolder(dir: string, options: ImageFolderOptions = {})
   const rootReal = await realpath(root);
   for (const className of classes) {
     if (!found.includes(className)) continue; // a pinned class with no folder: no samples
-    const files = (await walk(join(root, className), walkOpts, className, new Set([rootReal]), [])).sort(compareCodeUnits);
+    const files = (await walk(join(root, className), walkOpts, className, new Set([rootReal]), [], unused)).sort(compareCodeUnits);
     const label = map.get(className)!;
     for (const f of files) items.push({ index: items.length, path: join(root, ...f.split('/')), label, className });
   }
   if (!items.length) throw new InvalidArgumentError(`imageFolder: no image with extension ${[...walkOpts.extensions].join(' ')} in the class folders of '${root}'`);
-  return { root, classes, items };
+  return { root, classes, items, unused: unused.sort(byPath) };
 }
 
 /**
@@ -334,7 +385,12 @@ export async function loadDataset(options: ImageSourceOptions): Promise<ImageDat
  *
  * Items carry `epoch`, so that augmentations can be keyed on (seed, epoch, index).
  */
-export async function* imageSource(options: ImageSourceOptions, ctx?: { epoch: number }): AsyncGenerator<ImageItem, void, undefined> {
+export function imageSource(options: ImageSourceOptions, ctx?: { epoch: number }): AsyncGenerator<ImageItem, void, undefined> {
+  return datasetItems(options, ctx);
+}
+
+/** {@link imageSource}, telling `onListed` about the dataset once it is listed. */
+async function* datasetItems(options: ImageSourceOptions, ctx?: { epoch: number }, onListed?: (dataset: ImageDataset) => void): AsyncGenerator<ImageItem, void, undefined> {
   // Without an epoch of its own, the run's (ctx.epoch, counted up by iterate({ epochs })).
   const order = { ...resolveOrder(options), ...(options.epoch === undefined && ctx ? { epoch: ctx.epoch } : {}) };
   const epochs = options.epochs ?? 1;
@@ -342,6 +398,7 @@ export async function* imageSource(options: ImageSourceOptions, ctx?: { epoch: n
   const limit = options.limit ?? Infinity;
   if (limit !== Infinity && !isNonNegInt(limit)) throw new InvalidArgumentError(`imageSource: limit must be a non-negative integer, got ${String(options.limit)}`);
   const ds = await loadDataset(options);
+  onListed?.(ds);
   let produced = 0;
   for (let e = 0; e < epochs; e++) {
     const epoch = order.epoch + e;
@@ -349,5 +406,33 @@ export async function* imageSource(options: ImageSourceOptions, ctx?: { epoch: n
       if (produced++ >= limit) return;
       yield { ...item, epoch };
     }
+  }
+}
+
+/** What {@link ImageSourceSegment}'s teardown returns: the folder entries that are not samples. */
+export interface ImageSourceReport {
+  /** See {@link ImageDataset.unused}. */
+  unused: UnusedImageEntry[];
+}
+
+/**
+ * {@link imageSource} as a class segment (what `imagePipeline` runs): the same items, and its
+ * teardown reports the folder entries that are not samples (`result.results[name][0].unused`; read
+ * them with `unusedImages(result)`).
+ */
+export class ImageSourceSegment {
+  private options: ImageSourceOptions = {};
+  private unused: UnusedImageEntry[] = [];
+
+  setup(options: ImageSourceOptions): void {
+    this.options = options;
+  }
+
+  run(ctx?: { epoch: number }): AsyncGenerator<ImageItem, void, undefined> {
+    return datasetItems(this.options, ctx, (ds) => (this.unused = ds.unused ?? []));
+  }
+
+  teardown(): ImageSourceReport {
+    return { unused: this.unused };
   }
 }

@@ -1,18 +1,21 @@
 /**
  * `ringpipe/image`: sharp-based image datasets, preprocessing and batching, and the segments and
  * factories that run them on the engine (`imagePipeline`, `imageItems`, `preprocessImages`,
- * `writeShards`, `skippedImages`).
+ * `writeShards`, `skippedImages`, `unusedImages`).
  */
 export {
   DEFAULT_EXTENSIONS,
   imageFolder,
   imageList,
   imageSource,
+  ImageSourceSegment,
   loadDataset,
   selectItems,
   resolveOrder,
   type ImageItem,
   type ImageDataset,
+  type ImageSourceReport,
+  type UnusedImageEntry,
   type ImageFolderOptions,
   type ImageInput,
   type ImageListOptions,
@@ -56,6 +59,7 @@ export {
   batchNamed,
   ringCapacity,
   skippedImages,
+  unusedImages,
   type ImagePipelineOptions,
   type PreprocessImagesOptions,
   type WriteShardsOptions,

@@ -5,6 +5,7 @@
  * const g = imagePipeline({ dir: 'train', spec: { crop: 'random', flip: true, seed: 7 }, workers: 2, batchSize: 64, sink: new Sink(Train) });
  * const result = await g.run({ onProgress });
  * console.log(skippedImages(result)); // [{ path, reason, index }, ...] with onError: 'skip'
+ * console.log(unusedImages(result));  // [{ path, reason }, ...]: what the folder holds besides images
  * ```
  *
  * The graph is `images` (source) -> `preprocess` (`workers` replicas, order kept) -> [`batch-images`,
@@ -25,8 +26,8 @@ import type { Isolation, SkippedRecord } from '../runtime/plan.js';
 import { batchRegulator, type BatchOptions } from '../segments/regulators.js';
 import { Regulator, Sink, Source, Transform } from '../segments/segment.js';
 import { outputLength, resolveSpec, type PreprocessSpec } from './decode.js';
-import { resolveOrder, type ImageSourceOptions } from './folder.js';
-import { DigestSink, ImagePreprocessor, ShardWriterSink, imageSource, type ImagePreprocessorOptions, type ShardSinkOptions } from './segments.js';
+import { resolveOrder, type ImageSourceOptions, type ImageSourceReport, type UnusedImageEntry } from './folder.js';
+import { DigestSink, ImagePreprocessor, ImageSourceSegment, ShardWriterSink, type ImagePreprocessorOptions, type ShardSinkOptions } from './segments.js';
 import { segmentAllocatorEnv, type Allocator } from './allocator.js';
 import { checkThreadsOption, threadEnv, threadPlan, type ThreadsOption } from './threads.js';
 
@@ -53,7 +54,7 @@ export function imageItems(options: ImageSourceOptions, segment: { name?: string
   if (!options || (options.dir === undefined) === (options.inputs === undefined)) throw new InvalidArgumentError('imageItems: give exactly one of `dir` and `inputs`');
   resolveOrder(options);
   checkCloneable('imageItems', options);
-  return new Source<ImageSourceOptions>(imageSource, { name: segment.name ?? 'images', options, module: SEGMENTS, export: 'imageSource' });
+  return new Source<ImageSourceOptions>(ImageSourceSegment, { name: segment.name ?? 'images', options, module: SEGMENTS, export: 'ImageSourceSegment' });
 }
 
 /** Options of {@link preprocessImages}: those of `ImagePreprocessor` but the spec, and a name. */
@@ -275,6 +276,17 @@ export interface SkippedImage {
 // ImageDecodeError's message: cannot decode image '<path>' (sample <i>): <reason>  (or "buffer input").
 const DECODE_WITH_INDEX = /^cannot decode image (?:'([\s\S]*?)'|buffer input) \(sample (\d+)\): ([\s\S]*)$/;
 const DECODE = /^cannot decode image (?:'([\s\S]*?)'|buffer input): ([\s\S]*)$/;
+
+/**
+ * The folder entries an image pipeline's source did not use (hidden files, other extensions,
+ * dangling links, link loops, folders named like images, ...), with the reason, from the report of
+ * its source segment (`images` unless named otherwise). Empty for explicit inputs or your own source.
+ */
+export function unusedImages(result: { results: Record<string, unknown[]> }, segment = 'images'): UnusedImageEntry[] {
+  const out: UnusedImageEntry[] = [];
+  for (const r of result.results[segment] ?? []) out.push(...((r as Partial<ImageSourceReport> | undefined)?.unused ?? []));
+  return out;
+}
 
 /**
  * The images a run skipped, with path, reason and dataset index, from `result.skipped` (records

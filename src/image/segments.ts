@@ -33,7 +33,7 @@ import type { ImageItem } from './folder.js';
 import { ShardWriter, type ShardManifest, type ShardWriterOptions } from './shards.js';
 import { applyThreadPlan, checkThreadsOption, threadPlan, vipsThreadsAtFirstRecord, type ThreadPlan, type ThreadsOption } from './threads.js';
 
-export { imageSource } from './folder.js';
+export { imageSource, ImageSourceSegment } from './folder.js';
 
 /** What travels beside each image tensor (port 1 of the preprocessor). */
 export interface SampleMeta {

@@ -1,5 +1,6 @@
 // `ringpipe results FILE`: the artifacts of a pipeline with their metadata; `ringpipe graph FILE`.
 import { JsonPipeline } from '../../config/pipeline.js';
+import { loadOptions } from './run.js';
 import { UsageError } from '../errors.js';
 import { cellValue, csv, flattenParams, line, table, type Io } from '../format.js';
 
@@ -17,11 +18,15 @@ export interface ResultsCommandOptions {
   csv?: boolean;
   /** Cache directory (default: beside the pipeline file). */
   cacheDir?: string;
+  /** Most branches (`--max-branches`). */
+  maxBranches?: number;
+  /** Allow paths outside the project folder. */
+  allowOutsideProject?: boolean;
 }
 
 /** `ringpipe results`; returns the exit code. */
 export async function resultsCommand(file: string, opts: ResultsCommandOptions, io: Io): Promise<number> {
-  const pipeline = await JsonPipeline.load(file, { set: opts.set });
+  const pipeline = await JsonPipeline.load(file, loadOptions(opts));
   const known = new Set(pipeline.loaded.items.map((i) => i.name));
   for (const s of opts.stage) if (!known.has(s)) throw new UsageError(`no item '${s}' in ${file}`);
   const rows = await pipeline.results({ stages: opts.stage, all: opts.all, cacheDir: opts.cacheDir });
@@ -53,9 +58,9 @@ function unionKeys(objs: Record<string, unknown>[]): string[] {
 }
 
 /** `ringpipe graph`. */
-export async function graphCommand(file: string, opts: { set: string[]; format: string; branches?: boolean }, io: Io): Promise<number> {
+export async function graphCommand(file: string, opts: { set: string[]; format: string; branches?: boolean; maxBranches?: number; allowOutsideProject?: boolean }, io: Io): Promise<number> {
   if (opts.format !== 'mermaid' && opts.format !== 'dot') throw new UsageError(`--format must be mermaid or dot (got '${opts.format}')`);
-  const pipeline = await JsonPipeline.load(file, { set: opts.set });
+  const pipeline = await JsonPipeline.load(file, loadOptions(opts));
   const g = await pipeline.describe({ branches: opts.branches });
   io.out.write(opts.format === 'dot' ? g.dot : g.mermaid);
   return 0;

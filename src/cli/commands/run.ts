@@ -2,11 +2,12 @@
 import { connectionFromFlags, type ConnectionFlags } from '../../cluster/cli.js';
 import type { PipelineClusterOptions } from '../../cluster/remote-pipeline.js';
 import { formatIssue } from '../../config/errors.js';
-import type { StageResult } from '../../config/executor.js';
-import { JsonPipeline } from '../../config/pipeline.js';
-import { isStage } from '../../config/plan.js';
-import { cellValue, line, paramsText, seconds, table, type Io } from '../format.js';
-import { BarProgress, LineProgress, type ProgressView } from '../progress.js';
+import type { LoadOptions } from '../../config/load.js';
+import { JsonPipeline, type StagePlanEntry } from '../../config/pipeline.js';
+import { outputClosed } from '../errors.js';
+import { line, paramsText, table, type Io } from '../format.js';
+import { BarProgress, count, LineProgress, unusedLine, type ProgressView } from '../progress.js';
+import { ROWS_PER_RUN, RunReport } from '../report.js';
 
 /** Options of `ringpipe run`; with `cluster`, the connection flags of `ringpipe agent` (but --nats) too. */
 export interface RunCommandOptions extends Omit<ConnectionFlags, 'nats'> {
@@ -32,34 +33,25 @@ export interface RunCommandOptions extends Omit<ConnectionFlags, 'nats'> {
   failFast?: boolean;
   /** No progress output. */
   quiet?: boolean;
+  /** Hash every cached artifact the run uses. */
+  verify?: boolean;
+  /** Most branches (`--max-branches`). */
+  maxBranches?: number;
+  /** Allow paths outside the project folder. */
+  allowOutsideProject?: boolean;
 }
 
 /** `ringpipe run`; returns the exit code. */
 export async function runCommand(file: string, opts: RunCommandOptions, io: Io, signal: AbortSignal): Promise<number> {
-  const pipeline = await JsonPipeline.load(file, { set: opts.set });
+  const pipeline = await JsonPipeline.load(file, loadOptions(opts));
   for (const w of pipeline.loaded.warnings) line(io.err, `warning: ${formatIssue(w)}`);
   const cluster = opts.cluster === undefined ? undefined : clusterOptions(opts);
   if (cluster && opts.concurrency !== undefined) line(io.err, "warning: with --cluster the agents' --slots decide how many stage runs go at once; --concurrency is ignored");
 
-  if (opts.dryRun) {
-    const status = opts.cache ? await pipelineStatus(pipeline, opts.cacheDir, cluster) : (await pipeline.plan()).nodes.filter(isStage).map((n) => ({ name: n.item.name, branch: n.branch, params: n.params, key: n.key, manifest: undefined }));
-    if (opts.json) {
-      io.out.write(
-        JSON.stringify({
-          dryRun: true,
-          stages: status.map((s) => ({ name: s.name, branch: s.branch, status: s.manifest ? 'cached' : 'pending', records: s.manifest?.records ?? null, key: s.key })),
-        }) + '\n',
-      );
-    } else {
-      const rows = status.map((s) => [s.name, s.branch ?? '', paramsText(s.params), s.manifest ? 'cached' : 'would run', s.manifest ? s.manifest.records : '']);
-      line(io.out, table(['stage', 'branch', 'params', 'status', 'records'], rows));
-      const todo = status.filter((s) => !s.manifest).length;
-      line(io.out, `${status.length} stage runs: ${status.length - todo} cached, ${todo} would run (dry run: nothing was run)`);
-    }
-    return 0;
-  }
+  if (opts.dryRun) return dryRun(pipeline, opts, cluster, io, signal);
 
   const view: ProgressView | undefined = opts.quiet ? undefined : io.tty ? new BarProgress(io.err) : new LineProgress(io.err);
+  const report = new RunReport(opts.json ? io.out : undefined);
   let result;
   try {
     result = await pipeline.run({
@@ -67,31 +59,70 @@ export async function runCommand(file: string, opts: RunCommandOptions, io: Io, 
       cacheDir: opts.cacheDir,
       concurrency: opts.concurrency,
       failFast: opts.failFast,
+      verify: opts.verify,
       signal,
-      onEvent: (e) => view?.event(e),
+      keepResults: false,
+      onEvent: (e) => {
+        view?.event(e);
+        report.event(e);
+      },
       ...(cluster ? { cluster } : {}),
     });
+  } catch (err) {
+    report.endJson(err);
+    throw err;
   } finally {
     view?.stop();
   }
 
-  const failed = result.stages.filter((s) => s.status === 'failed');
-  if (opts.json) {
-    io.out.write(JSON.stringify({ stages: result.stages.map(jsonStage) }) + '\n');
-  } else {
-    line(io.out, summaryTable(result.stages));
-    const count = (s: string) => result.stages.filter((r) => r.status === s).length;
-    line(io.out, `${result.stages.length} stage runs: ${count('computed')} computed, ${count('cached')} cached, ${count('failed')} failed${result.cacheLocation ? ` (cache: ${result.cacheLocation})` : ''}`);
-  }
-  for (const f of failed) {
-    if (f.error && !(f.error as { code?: string }).code?.startsWith('ERR_UPSTREAM')) {
-      line(io.err, `error: ${f.error.message}`);
-      const cause = (f.error as { cause?: unknown }).cause;
-      if (process.env.RINGPIPE_DEBUG && cause instanceof Error && cause.stack) line(io.err, cause.stack);
+  if (opts.json) report.endJson();
+  else report.writeSummary(io.out, result.cacheLocation);
+  report.writeErrors(io.err);
+  if (signal.aborted && !outputClosed(signal)) line(io.err, 'interrupted');
+  return report.ok && !signal.aborted ? 0 : 1;
+}
+
+/** How the CLI loads a pipeline: overrides, the branch limit, paths outside the project. */
+export function loadOptions(opts: { set?: string[]; maxBranches?: number; allowOutsideProject?: boolean }): LoadOptions {
+  return {
+    set: opts.set ?? [],
+    ...(opts.maxBranches !== undefined ? { maxBranches: opts.maxBranches } : {}),
+    ...(opts.allowOutsideProject ? { allowOutside: true } : {}),
+  };
+}
+
+/** `--dry-run`: every stage run and whether it is cached, listed one per row (or per stage when many), or streamed as JSON. */
+async function dryRun(pipeline: JsonPipeline, opts: RunCommandOptions, cluster: PipelineClusterOptions | undefined, io: Io, signal: AbortSignal): Promise<number> {
+  const rows: (string | number)[][] = [];
+  const perStage = new Map<string, { runs: number; cached: number }>();
+  let runs = 0;
+  let cached = 0;
+  if (opts.json) io.out.write('{"dryRun":true,"stages":[');
+  for await (const s of pipelineStatus(pipeline, opts.cache ? opts.cacheDir : undefined, cluster, opts.cache)) {
+    if (signal.aborted) break; // interrupted, or nobody reads the output any more
+    if (opts.json) {
+      io.out.write(`${runs ? ',' : ''}\n${JSON.stringify({ name: s.name, branch: s.branch, status: s.manifest ? 'cached' : 'pending', records: s.manifest?.records ?? null, key: s.key })}`);
+    } else if (rows.length <= ROWS_PER_RUN) {
+      rows.push([s.name, s.branch ?? '', paramsText(s.params), s.manifest ? 'cached' : 'would run', s.manifest ? s.manifest.records : '']);
     }
+    const t = perStage.get(s.name) ?? { runs: 0, cached: 0 };
+    t.runs++;
+    if (s.manifest) t.cached++;
+    perStage.set(s.name, t);
+    runs++;
+    if (s.manifest) cached++;
   }
-  if (signal.aborted) line(io.err, 'interrupted');
-  return failed.length || signal.aborted ? 1 : 0;
+  if (opts.json) io.out.write('\n]}\n');
+  if (outputClosed(signal)) return 0;
+  if (signal.aborted) {
+    line(io.err, 'interrupted');
+    return 1;
+  }
+  if (opts.json) return 0;
+  if (rows.length <= ROWS_PER_RUN) line(io.out, table(['stage', 'branch', 'params', 'status', 'records'], rows));
+  else line(io.out, table(['stage', 'runs', 'cached', 'would run'], [...perStage].map(([name, t]) => [name, count(t.runs), count(t.cached), count(t.runs - t.cached)])));
+  line(io.out, `${count(runs)} stage runs: ${count(cached)} cached, ${count(runs - cached)} would run (dry run: nothing was run)`);
+  return 0;
 }
 
 /** The cluster option from `--cluster` and the connection flags (secrets from files or the environment). */
@@ -103,53 +134,40 @@ function clusterOptions(opts: RunCommandOptions): PipelineClusterOptions {
   };
 }
 
-/** What the cache holds for every stage run: the local cache, or with `cluster` the shared one. */
-async function pipelineStatus(pipeline: JsonPipeline, cacheDir: string | undefined, cluster: PipelineClusterOptions | undefined) {
-  if (!cluster) return pipeline.status({ cacheDir });
+/** What the cache holds for every stage run: the local cache, or with `cluster` the shared one; no cache: nothing. */
+async function* pipelineStatus(pipeline: JsonPipeline, cacheDir: string | undefined, cluster: PipelineClusterOptions | undefined, useCache: boolean): AsyncGenerator<StagePlanEntry> {
+  if (!useCache) {
+    for (const s of (await pipeline.plan()).stagesByBranch()) {
+      const n = s.node();
+      yield { name: n.item.name, branch: n.branch, params: n.params, key: n.key };
+    }
+    return;
+  }
+  if (!cluster) {
+    yield* pipeline.statusStream({ cacheDir });
+    return;
+  }
   const [{ SharedArtifactStore }, { defaultCacheDir }] = await Promise.all([import('../../cluster/cache.js'), import('../../config/executor.js')]);
   const store = await SharedArtifactStore.open(cluster, { local: cacheDir ?? defaultCacheDir(await pipeline.plan()) });
   try {
-    return await pipeline.status({ store });
+    yield* pipeline.statusStream({ store });
   } finally {
     await store.close();
   }
 }
 
-function jsonStage(s: StageResult) {
-  return {
-    name: s.name,
-    branch: s.branch,
-    status: s.status,
-    records: s.records,
-    seconds: Math.round(s.seconds * 1000) / 1000,
-    ...(s.error ? { error: s.error.message } : {}),
-  };
-}
-
-function summaryTable(stages: StageResult[]): string {
-  const rows = stages.map((s) => [
-    s.name,
-    s.branch ?? '',
-    paramsText(s.params),
-    s.status,
-    s.records,
-    s.status === 'computed' ? seconds(s.seconds) : '',
-    s.metadata ? Object.entries(s.metadata).map(([k, v]) => `${k}=${cellValue(v)}`).join(' ') : '',
-  ]);
-  return table(['stage', 'branch', 'params', 'status', 'records', 'time', 'metadata'], rows);
-}
-
 /** `ringpipe validate`; returns the exit code (ConfigError propagates: exit 2). */
-export async function validateCommand(file: string, opts: { set: string[]; json?: boolean }, io: Io): Promise<number> {
-  const pipeline = await JsonPipeline.load(file, { set: opts.set });
+export async function validateCommand(file: string, opts: { set: string[]; json?: boolean; maxBranches?: number; allowOutsideProject?: boolean }, io: Io): Promise<number> {
+  const pipeline = await JsonPipeline.load(file, loadOptions(opts));
   const plan = await pipeline.plan();
   const stages = plan.pipeline.items.filter((i) => i.kind === 'stage' || i.kind === 'library').length;
-  const runs = plan.nodes.filter(isStage).length;
+  const runs = plan.stageRuns;
   if (opts.json) {
-    io.out.write(JSON.stringify({ valid: true, items: plan.pipeline.items.length, stages, stageRuns: runs, warnings: pipeline.loaded.warnings }) + '\n');
+    io.out.write(JSON.stringify({ valid: true, items: plan.pipeline.items.length, stages, branches: plan.branches, stageRuns: runs, warnings: pipeline.loaded.warnings, unusedInputs: plan.unusedInputs }) + '\n');
   } else {
     for (const w of pipeline.loaded.warnings) line(io.err, `warning: ${formatIssue(w)}`);
-    line(io.out, `${file}: valid (${plan.pipeline.items.length} items, ${stages} stages, ${runs} stage runs across branches)`);
+    for (const u of plan.unusedInputs) line(io.err, unusedLine(u));
+    line(io.out, `${file}: valid (${plan.pipeline.items.length} items, ${stages} stages, ${count(runs)} stage runs across ${count(plan.branches)} branch${plan.branches === 1 ? '' : 'es'})`);
   }
   return 0;
 }
