@@ -17,6 +17,7 @@ import { workContext, type Checkpoint, type ItemHost, type ItemInfo, type Stored
 import { WorkError } from './errors.js';
 import { runInline, runInProcess, type ItemOutcome } from './item-runner.js';
 import { locateWork, serializeError, type SerializedError } from './resolve.js';
+import { codeRoots } from './trust.js';
 import './builtins.js';
 import { WorkQueue, type AgentInfo, type WorkEvent, type WorkMessage, type WorkQueueOptions, type WorkResult, type WorkSpec } from './work.js';
 
@@ -31,8 +32,14 @@ export interface AgentOptions extends ClusterOptions, WorkQueueOptions {
   slots?: number;
   /** CUDA devices this agent offers to GPU items (default none). */
   gpus?: readonly number[];
-  /** Directory relative module paths of work items are resolved against: the project checkout (default: current directory). */
+  /**
+   * Directory relative module paths of work items are resolved against: the project checkout
+   * (default: current directory). Items run code, and read pipeline files, only from under it (or
+   * `allowRoots`), symlinks resolved: anything else fails with `ERR_WORK_REFUSED`.
+   */
   root?: string;
+  /** More directories work items may take code from (e.g. a shared library checkout). Default none. */
+  allowRoots?: readonly string[];
   /** Milliseconds between announcements (default 5 000). */
   heartbeat?: number;
   /** Stop after this many milliseconds with nothing to do (default: never). */
@@ -110,6 +117,8 @@ export class Agent {
   /** Resolves when the agent has stopped. */
   readonly finished: Promise<AgentSummary>;
   private readonly log: (line: string) => void;
+  /** Where items may take code from: the root, then the allowed roots (real paths). */
+  private readonly roots: string[];
 
   private constructor(
     readonly queue: WorkQueue,
@@ -120,6 +129,7 @@ export class Agent {
     this.slots = options.slots ?? availableParallelism();
     if (!Number.isInteger(this.slots) || this.slots < 0) throw new WorkError('ERR_WORK_INVALID', `slots must be an integer >= 0, got ${options.slots}`);
     this.gpus = [...(options.gpus ?? [])];
+    this.roots = codeRoots(options.root ?? process.cwd(), options.allowRoots);
     const out = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
     this.log = (line) => out(`[agent ${this.name}] ${line}`);
     this.finished = this.main();
@@ -128,6 +138,7 @@ export class Agent {
 
   /** Connects, creates the work queue's resources if needed, announces itself and starts pulling. */
   static async start(options: AgentOptions): Promise<Agent> {
+    codeRoots(options.root ?? process.cwd(), options.allowRoots); // a missing root fails before connecting
     const conn = await ClusterConnection.open({ name: `ringpipe-agent ${options.name ?? hostname()}`, ...options });
     try {
       const queue = await WorkQueue.open(conn, options);
@@ -197,7 +208,7 @@ export class Agent {
     const hb = this.options.heartbeat ?? 5_000;
     await this.announce();
     this.announceTimer = setInterval(() => void this.announce(), hb);
-    this.log(`pulling work for project '${this.conn.names.project}' from ${this.conn.server()}: ${this.slots} slot(s), GPUs [${this.gpus.join(', ')}]`);
+    this.log(`pulling work for project '${this.conn.names.project}' from ${this.conn.server()}: ${this.slots} slot(s), GPUs [${this.gpus.join(', ')}]; code only from ${this.roots.join(', ')}`);
     try {
       const names = WorkQueue.names(this.conn);
       const [cpu, gpu] = await Promise.all(['cpu', 'gpu'].map((c) => this.conn.retry(`cannot open consumer ${c}`, names.work, () => this.conn.js.consumers.get(names.work, c))));
@@ -363,14 +374,13 @@ export class Agent {
 
   /** Runs an item's code: in its own process, or inside the agent for work types registered with a loader. */
   private run(r: Running, spec: WorkSpec, onRunning: () => void): Promise<ItemOutcome> {
-    const root = this.options.root ?? process.cwd();
     const info: ItemInfo = {
-      id: r.id, label: r.label, job: r.job, attempt: r.attempt, agent: this.name, gpus: r.gpus, root,
+      id: r.id, label: r.label, job: r.job, attempt: r.attempt, agent: this.name, gpus: r.gpus, root: this.roots[0]!, roots: this.roots,
       env: { CUDA_VISIBLE_DEVICES: r.gpus.length ? r.gpus.join(',') : '-1' },
     };
     const killGrace = this.options.killGrace ?? 3_000;
     try {
-      const code = locateWork(spec.run, root);
+      const code = locateWork(spec.run, this.roots);
       if (code.kind === 'inline') return runInline(code.load(), spec.payload, workContext(info, this.host(r), r.controller.signal, this.conn), killGrace, onRunning);
       return runInProcess({ ...code, payload: spec.payload, info, cluster: clusterOptions(this.options), host: this.host(r), signal: r.controller.signal, killGrace, onRunning });
     } catch (err) {

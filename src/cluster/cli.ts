@@ -114,6 +114,7 @@ export interface AgentFlags extends ConnectionFlags {
   slots?: number;
   name?: string;
   root?: string;
+  allowRoot?: string[];
   ackWait?: number;
   heartbeat?: number;
   idleExit?: number;
@@ -131,6 +132,7 @@ export async function agentCommand(flags: AgentFlags, io: Io, signal: AbortSigna
     ...(flags.slots !== undefined ? { slots: flags.slots } : {}),
     ...(flags.name ? { name: flags.name } : {}),
     ...(flags.root ? { root: flags.root } : {}),
+    ...(flags.allowRoot?.length ? { allowRoots: flags.allowRoot } : {}),
     ...(flags.ackWait ? { ackWait: flags.ackWait * 1000 } : {}),
     ...(flags.heartbeat ? { heartbeat: flags.heartbeat * 1000 } : {}),
     ...(flags.idleExit ? { idleExit: flags.idleExit * 1000 } : {}),
@@ -221,7 +223,8 @@ export function registerClusterCommands(program: Command, io: Io, signal: AbortS
     .option('--gpus <list>', "CUDA devices offered to GPU items: '0,1', 'all' (nvidia-smi) or 'none'", 'none')
     .addOption(new Option('--slots <n>', 'CPU items at a time (default: cores)').argParser(positiveInt))
     .option('--name <name>', 'agent name (default: host-pid)')
-    .option('--root <dir>', 'project checkout that relative work modules resolve against (default: current directory)')
+    .option('--root <dir>', 'project checkout: relative work modules resolve against it, and items run code and read pipelines only from under it (default: current directory)')
+    .addOption(new Option('--allow-root <dir>', 'another directory items may take code from (repeatable)').argParser((v: string, all: string[] = []) => [...all, v]))
     .addOption(new Option('--ack-wait <seconds>', "time after which a dead agent's item goes to another agent (default 30)").argParser(seconds))
     .addOption(new Option('--heartbeat <seconds>', 'seconds between announcements (default 5)').argParser(seconds))
     .addOption(new Option('--idle-exit <seconds>', 'stop after this long without work').argParser(seconds))
