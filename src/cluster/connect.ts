@@ -2,7 +2,7 @@
 // namespaced per project, and errors that name the server and subject but never a secret.
 import { readFileSync } from 'node:fs';
 import {
-  connect, credsAuthenticator, nkeyAuthenticator,
+  credsAuthenticator, nkeyAuthenticator,
   type Authenticator, type ConnectionOptions, type NatsConnection,
 } from '@nats-io/transport-node';
 import {
@@ -12,6 +12,7 @@ import {
 import { Kvm, type KV, type KvOptions } from '@nats-io/kv';
 import { Objm, type ObjectStore, type ObjectStoreOptions } from '@nats-io/obj';
 import { ClusterError } from './errors.js';
+import { connectNats } from './transport.js';
 
 /** TLS settings handed to the client (files are read by the client; PEM text may be given instead). */
 export interface ClusterTlsOptions {
@@ -301,9 +302,12 @@ export class ClusterConnection {
     const where = servers.join(',');
     let nc: NatsConnection;
     try {
-      nc = await connect(client);
+      nc = await connectNats(client);
     } catch (err) {
-      throw clusterError(err, 'cannot connect to NATS', { server: where, redactor });
+      const e = clusterError(err, 'cannot connect to NATS', { server: where, redactor });
+      const missing = e.code === 'ERR_CLUSTER_AUTH' ? missingCredentials(options) : undefined;
+      if (missing) throw new ClusterError('ERR_CLUSTER_AUTH', `cannot connect to NATS (server ${where}): the server requires credentials and ${missing}`, { server: where, cause: e.cause });
+      throw e;
     }
     try {
       const jsOpts = { timeout: options.timeout ?? 10_000 };
@@ -451,6 +455,16 @@ export class ClusterConnection {
     if (this.nc.isClosed()) return;
     await this.nc.drain().catch(() => this.nc.close().catch(() => undefined));
   }
+}
+
+/** What is missing when `options` carry no usable credentials (fields, or user info in a URL); undefined when some were given. */
+function missingCredentials(options: ClusterOptions): string | undefined {
+  const p = parseServers(options.servers);
+  const user = options.user ?? p.user, password = options.password ?? p.password;
+  if (options.token || p.token || options.nkeySeed || options.nkeyFile || options.credsFile || (user && password)) return undefined;
+  if (user) return `user '${user}' was given without a password (--password-file FILE or $NATS_PASSWORD; option password)`;
+  if (password) return 'a password was given without a user (--user NAME; option user)';
+  return 'none were given (--user with --password-file or $NATS_PASSWORD, --token-file or $NATS_TOKEN, --nkey, --creds; options user and password, token, nkeyFile, credsFile)';
 }
 
 /** Options or an open connection: functions that take either open (and later close) their own. */
