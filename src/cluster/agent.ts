@@ -12,7 +12,7 @@ import { availableParallelism, hostname, loadavg } from 'node:os';
 import type { Consumer, JsMsg } from '@nats-io/jetstream';
 import type { ObjectStore } from '@nats-io/obj';
 import { packageVersion } from '../cache/package-root.js';
-import { ClusterConnection, type ClusterOptions } from './connect.js';
+import { ClusterConnection, connectionLogger, type ClusterOptions } from './connect.js';
 import { workContext, type Checkpoint, type ItemHost, type ItemInfo, type StoredCheckpoint } from './context.js';
 import { WorkError } from './errors.js';
 import { runInline, runInProcess, type ItemOutcome } from './item-runner.js';
@@ -114,6 +114,7 @@ export class Agent {
   private announceTimer?: NodeJS.Timeout;
   private checkpoints?: Promise<ObjectStore>;
   private lastActivity = Date.now();
+  private announcing = false;
   /** Resolves when the agent has stopped. */
   readonly finished: Promise<AgentSummary>;
   private readonly log: (line: string) => void;
@@ -132,6 +133,12 @@ export class Agent {
     this.roots = codeRoots(options.root ?? process.cwd(), options.allowRoots);
     const out = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
     this.log = (line) => out(`[agent ${this.name}] ${line}`);
+    const logConnection = connectionLogger(this.log, 30_000);
+    queue.conn.onConnection((e) => {
+      logConnection(e);
+      // Back: tell the others at once which items this agent holds (see heldElsewhere).
+      if (e.type === 'reconnected') void this.announce(true);
+    });
     this.finished = this.main();
     this.finished.catch(() => undefined);
   }
@@ -139,7 +146,8 @@ export class Agent {
   /** Connects, creates the work queue's resources if needed, announces itself and starts pulling. */
   static async start(options: AgentOptions): Promise<Agent> {
     codeRoots(options.root ?? process.cwd(), options.allowRoots); // a missing root fails before connecting
-    const conn = await ClusterConnection.open({ name: `ringpipe-agent ${options.name ?? hostname()}`, ...options });
+    // An agent waits for its servers for as long as it takes (its items' results are kept until recorded).
+    const conn = await ClusterConnection.open({ name: `ringpipe-agent ${options.name ?? hostname()}`, ...options, unreachableTimeout: 0 });
     try {
       const queue = await WorkQueue.open(conn, options);
       const agent = new Agent(queue, options);
@@ -184,11 +192,17 @@ export class Agent {
     };
   }
 
-  private async announce(): Promise<void> {
+  /** Puts the agent's info in the agents bucket; `now`: also while another announcement is under way. */
+  private async announce(now = false): Promise<void> {
+    // One at a time: while the server is away an announcement waits for it, and later ones would pile up.
+    if (this.announcing && !now) return;
+    if (!now) this.announcing = true;
     try {
       await this.conn.retry('announce', this.conn.names.bucket('agents'), () => this.queue.agents.put(this.name, JSON.stringify(this.info())), 5_000);
     } catch (err) {
       this.log(`cannot announce: ${(err as Error).message}`);
+    } finally {
+      if (!now) this.announcing = false;
     }
   }
 
@@ -211,9 +225,10 @@ export class Agent {
     this.log(`pulling work for project '${this.conn.names.project}' from ${this.conn.server()}: ${this.slots} slot(s), GPUs [${this.gpus.join(', ')}]; code only from ${this.roots.join(', ')}`);
     try {
       const names = WorkQueue.names(this.conn);
-      const [cpu, gpu] = await Promise.all(['cpu', 'gpu'].map((c) => this.conn.retry(`cannot open consumer ${c}`, names.work, () => this.conn.js.consumers.get(names.work, c))));
-      const loops = [this.pullLoop(cpu!, 'cpu')];
-      if (this.gpus.length) loops.push(this.pullLoop(gpu!, 'gpu'));
+      const consumer = (c: 'cpu' | 'gpu') => this.conn.retry(`cannot open consumer ${c}`, names.work, () => this.conn.js.consumers.get(names.work, c));
+      await Promise.all([consumer('cpu'), consumer('gpu')]);
+      const loops = [this.pullLoop(() => consumer('cpu'), 'cpu')];
+      if (this.gpus.length) loops.push(this.pullLoop(() => consumer('gpu'), 'gpu'));
       await Promise.all(loops);
       await this.drain();
     } finally {
@@ -236,7 +251,9 @@ export class Agent {
     return max !== undefined && this.counts.done + this.counts.failed + this.counts.duplicates >= max;
   }
 
-  private async pullLoop(consumer: Consumer, cls: 'cpu' | 'gpu'): Promise<void> {
+  /** Pulls items of class `cls` while there is room; `open` gets the consumer again when it was deleted and made anew (a server that lost it). */
+  private async pullLoop(open: () => Promise<Consumer>, cls: 'cpu' | 'gpu'): Promise<void> {
+    let consumer = await open();
     while (!this.stopping) {
       if (this.finishedEnough()) {
         void this.stop();
@@ -247,6 +264,11 @@ export class Agent {
         this.log(`idle for ${Math.round(idle / 1000)} s: stopping`);
         void this.stop();
         break;
+      }
+      if (this.conn.down) {
+        // Nothing to pull without a server; the connection says when it is back.
+        await this.change();
+        continue;
       }
       const room = this.room(cls);
       if (room <= 0) {
@@ -271,8 +293,10 @@ export class Agent {
         }
       } catch (err) {
         if (this.stopping) break;
-        this.log(`cannot pull work: ${this.conn.error(err, 'fetch', WorkQueue.names(this.conn).work).message}`);
+        const e = this.conn.error(err, 'fetch', WorkQueue.names(this.conn).work);
+        if (!this.conn.down) this.log(`cannot pull work: ${e.message}`);
         await sleep(1_000);
+        if (/consumer (deleted|not found)/i.test(e.message)) consumer = await open().catch(() => consumer);
       }
     }
   }
@@ -288,6 +312,7 @@ export class Agent {
       msg.term();
       return;
     }
+    if (await this.heldElsewhere(msg, wm)) return;
     const need = cls === 'gpu' ? Math.max(1, wm.spec.gpus ?? 1) : 0;
     if (need > this.gpus.length) {
       this.log(`item ${wm.spec.label ?? wm.id} needs ${need} GPUs, this agent has ${this.gpus.length}: leaving it to another agent`);
@@ -328,6 +353,51 @@ export class Agent {
         this.wake();
       });
     void this.announce();
+  }
+
+  /**
+   * Whether a delivered item is held already: here, or by another agent. JetStream delivers an item
+   * again once its ack wait passed without a sign of life, which happens to every item in flight
+   * when the server was away longer than that; a server that restarted may also have lost its record
+   * of deliveries and hand items out as new. The agent that holds an item (running, or with its
+   * result waiting to be recorded) finishes and acknowledges it (by stream sequence: every delivery
+   * at once), so it must not run a second time. Checked for deliveries after the first, and for all
+   * in the first minute after this agent (re)connected; right after (re)connecting the agent waits
+   * until the others had time to announce again what they hold.
+   */
+  private async heldElsewhere(msg: JsMsg, wm: WorkMessage): Promise<boolean> {
+    const label = wm.spec.label ?? wm.id.slice(0, 10);
+    if (this.running.has(wm.id)) {
+      // Its first delivery is kept alive by this agent (working), and its acknowledgement covers this one.
+      this.log(`${label}: delivered again (attempt ${msg.info.deliveryCount}) while this agent holds it: finishing it here`);
+      return true;
+    }
+    const connected = this.conn.connectedFor();
+    if (msg.info.deliveryCount <= 1 && connected >= Math.max(60_000, 2 * this.queue.ackWait)) return false;
+    if (await this.queue.result(wm.id)) return false; // execute acknowledges it
+    const heartbeat = this.options.heartbeat ?? 5_000;
+    const settle = heartbeat + 1_000;
+    if (connected < settle) {
+      this.log(`${label}: delivered (attempt ${msg.info.deliveryCount}) just after this agent connected: looking again in ${((settle - connected) / 1000).toFixed(1)} s, once the other agents have announced what they hold`);
+      msg.nak(settle - connected);
+      return true;
+    }
+    const holder = await this.holder(wm.id);
+    if (!holder) return false;
+    this.log(`${label}: delivered again (attempt ${msg.info.deliveryCount}), but agent ${holder} holds it (running, or its result not yet recorded): leaving it to that agent`);
+    // Looked at again shortly: by then that agent has acknowledged it, or (dead) its announcement expired.
+    msg.nak(2 * heartbeat);
+    return true;
+  }
+
+  /** Another agent whose announcement (not expired: an agent's entries live `agentTtl`) lists item `id` as running. */
+  private async holder(id: string): Promise<string | undefined> {
+    for (const name of await this.conn.kvKeys('agents').catch(() => [] as string[])) {
+      if (name === this.name) continue;
+      const e = await this.queue.agents.get(name).catch(() => null);
+      if (e?.operation === 'PUT' && e.json<AgentInfo>().running.some((r) => r.id === id)) return name;
+    }
+    return undefined;
   }
 
   private event(r: Running, type: WorkEvent['type'], data?: unknown): Promise<void> {

@@ -26,6 +26,8 @@ export interface ConnectionFlags {
   tlsKey?: string;
   tls?: boolean;
   replicas?: number;
+  /** Seconds (as parsed). */
+  unreachableTimeout?: number;
 }
 
 const readSecretFile = (file: string, what: string): string => {
@@ -62,12 +64,19 @@ export function connectionFromFlags(flags: ConnectionFlags, env: NodeJS.ProcessE
     ...(nkey ? { nkeyFile: nkey } : {}),
     ...(ca || cert || key ? { tls: { ...(ca ? { caFile: ca } : {}), ...(cert ? { certFile: cert } : {}), ...(key ? { keyFile: key } : {}) } } : flags.tls ? { tls: true } : {}),
     ...(flags.replicas ? { replicas: flags.replicas } : {}),
+    ...(flags.unreachableTimeout !== undefined ? { unreachableTimeout: flags.unreachableTimeout * 1000 } : {}),
   };
 }
 
-/** Adds the connection flags to a command (`servers: false`: all but --nats, for commands that name the servers otherwise). */
-export function addConnectionFlags(cmd: Command, options: { servers?: boolean } = {}): Command {
+/**
+ * Adds the connection flags to a command (`servers: false`: all but --nats, for commands that name
+ * the servers otherwise; `unreachable: false`: no --unreachable-timeout, for agents, which never give up).
+ */
+export function addConnectionFlags(cmd: Command, options: { servers?: boolean; unreachable?: boolean } = {}): Command {
   if (options.servers !== false) cmd.option('--nats <urls>', 'NATS server URL(s), comma-separated (default: $RINGPIPE_NATS_URL)');
+  if (options.unreachable !== false) {
+    cmd.addOption(new Option('--unreachable-timeout <seconds>', 'once the connection is lost, seconds to keep trying to reconnect before failing (default 120; 0: for ever)').argParser(secondsOrZero));
+  }
   return cmd
     .option('--project <name>', "namespace of subjects, streams and buckets (default: $RINGPIPE_PROJECT or 'default')")
     .option('--user <name>', 'user name (password from --password-file or $NATS_PASSWORD)')
@@ -219,6 +228,7 @@ export function registerClusterCommands(program: Command, io: Io, signal: AbortS
     program
       .command('agent')
       .description('run work items of the cluster on this machine (sweep trials, preprocessing shards, pipelines) until interrupted'),
+    { unreachable: false },
   )
     .option('--gpus <list>', "CUDA devices offered to GPU items: '0,1', 'all' (nvidia-smi) or 'none'", 'none')
     .addOption(new Option('--slots <n>', 'CPU items at a time (default: cores)').argParser(positiveInt))

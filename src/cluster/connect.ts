@@ -71,6 +71,57 @@ export interface ClusterOptions {
   replicas?: number;
   /** Storage of the streams and buckets ringpipe creates (default `file`). */
   storage?: 'file' | 'memory';
+  /**
+   * Milliseconds the servers may stay unreachable once the connection is lost (every reconnect
+   * attempt failing) before waiting and requests fail with `ERR_CLUSTER_UNREACHABLE`. Work already
+   * submitted goes on; running the same thing again re-attaches. Default 120 000; 0: never give up
+   * (what agents do). A connection that goes silent without closing is noticed as lost within
+   * about 30 s (pings every 10 s).
+   */
+  unreachableTimeout?: number;
+  /** Told, as it happens, that the connection was lost, of each reconnect attempt, of the reconnection, and of giving up. */
+  onConnection?: (event: ConnectionEvent) => void;
+}
+
+/** What happens to a connection (see {@link ClusterOptions.onConnection}); times in milliseconds. */
+export type ConnectionEvent =
+  | { type: 'disconnected'; server: string }
+  | { type: 'reconnecting'; attempt: number; downFor: number; /** undefined when it never gives up */ giveUpIn?: number }
+  | { type: 'reconnected'; server: string; downFor: number; attempts: number }
+  | { type: 'unreachable'; downFor: number; attempts: number; error: ClusterError };
+
+/** Default of {@link ClusterOptions.unreachableTimeout}. */
+export const DEFAULT_UNREACHABLE_TIMEOUT = 120_000;
+
+const secs = (ms: number) => `${Math.round(ms / 1000)} s`;
+
+/** A connection event as one line of a log. */
+export function describeConnectionEvent(e: ConnectionEvent): string {
+  switch (e.type) {
+    case 'disconnected':
+      return `lost the connection to NATS (server ${e.server}): reconnecting`;
+    case 'reconnecting':
+      return `reconnecting (attempt ${e.attempt}, ${secs(e.downFor)} without a server${e.giveUpIn !== undefined ? `, giving up in ${secs(e.giveUpIn)}` : ''})`;
+    case 'reconnected':
+      return `reconnected to NATS (server ${e.server}) after ${secs(e.downFor)} (${e.attempts} attempt${e.attempts === 1 ? '' : 's'})`;
+    case 'unreachable':
+      return e.error.message;
+  }
+}
+
+/**
+ * A listener that writes connection events to `log`: the loss, the reconnection and giving up at
+ * once, reconnect attempts the first time and then at most every `everyMs`.
+ */
+export function connectionLogger(log: (line: string) => void, everyMs = 5_000): (e: ConnectionEvent) => void {
+  let last = 0;
+  return (e) => {
+    if (e.type === 'reconnecting') {
+      if (e.attempt > 1 && Date.now() - last < everyMs) return;
+      last = Date.now();
+    }
+    log(describeConnectionEvent(e));
+  };
 }
 
 const PROJECT_RE = /^[A-Za-z0-9-]{1,64}$/;
@@ -193,19 +244,25 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * Runs `op`, retrying transient failures (leader elections, a server restarting) with backoff for
- * at most `forMs`; other failures, and the last transient one, are thrown as {@link ClusterError}.
+ * at most `forMs` of time connected (`downMs`: milliseconds the connection has spent lost so far;
+ * time without a server does not count, its own bound is the connection's `lost` signal); other
+ * failures, and the last transient one, are thrown as {@link ClusterError}.
  */
 export async function retrying<T>(
   op: () => Promise<T>,
-  ctx: { what: string; server: () => string; subject?: string; redactor?: Redactor; forMs?: number; signal?: AbortSignal },
+  ctx: { what: string; server: () => string; subject?: string; redactor?: Redactor; forMs?: number; signal?: AbortSignal; downMs?: () => number; lost?: AbortSignal },
 ): Promise<T> {
-  const deadline = Date.now() + (ctx.forMs ?? 30_000);
+  const start = Date.now();
+  const down0 = ctx.downMs?.() ?? 0;
+  const spent = () => Date.now() - start - ((ctx.downMs?.() ?? 0) - down0);
   for (let attempt = 0; ; attempt++) {
+    if (ctx.lost?.aborted) throw ctx.lost.reason;
     try {
       return await op();
     } catch (err) {
+      if (ctx.lost?.aborted) throw ctx.lost.reason;
       const wrapped = clusterError(err, ctx.what, { server: ctx.server(), subject: ctx.subject, redactor: ctx.redactor });
-      if (!isTransient(err) || Date.now() >= deadline || ctx.signal?.aborted) throw wrapped;
+      if (!isTransient(err) || spent() >= (ctx.forMs ?? 30_000) || ctx.signal?.aborted) throw wrapped;
       await sleep(Math.min(2_000, 50 * 2 ** Math.min(attempt, 6)));
     }
   }
@@ -246,6 +303,10 @@ export function clientOptions(options: ClusterOptions): { client: ConnectionOpti
     // Reconnection is the client's job: keep trying, with jitter, across the cluster's servers.
     maxReconnectAttempts: -1,
     reconnectTimeWait: 500,
+    // A server that goes silent without closing the connection (a partition, a stopped process) is
+    // noticed after maxPingOut unanswered pings, then reconnected to like a closed one.
+    pingInterval: 10_000,
+    maxPingOut: 3,
     ...(user !== undefined ? { user } : {}),
     ...(password !== undefined ? { pass: password } : {}),
     ...(token !== undefined ? { token } : {}),
@@ -274,6 +335,17 @@ export class ClusterConnection {
   private readonly buckets = new Map<string, Promise<KV>>();
   private readonly stores = new Map<string, Promise<ObjectStore>>();
   private readonly streams = new Map<string, Promise<StreamInfo>>();
+  /** Milliseconds the servers may stay unreachable (0: for ever). */
+  readonly unreachableTimeout: number;
+  private readonly lostController = new AbortController();
+  /** Aborted (with an `ERR_CLUSTER_UNREACHABLE` ClusterError) once the servers stayed unreachable for `unreachableTimeout`. */
+  readonly lost: AbortSignal = this.lostController.signal;
+  private readonly listeners = new Set<(e: ConnectionEvent) => void>();
+  private downSince?: number;
+  private downBefore = 0;
+  private attempts = 0;
+  private connectedSince = Date.now();
+  private giveUp?: NodeJS.Timeout;
 
   private constructor(
     readonly nc: NatsConnection,
@@ -290,6 +362,76 @@ export class ClusterConnection {
     this.timeout = options.timeout ?? 10_000;
     this.redactor = redactor;
     this.servers = servers;
+    this.unreachableTimeout = options.unreachableTimeout ?? DEFAULT_UNREACHABLE_TIMEOUT;
+    if (options.onConnection) this.listeners.add(options.onConnection);
+    void this.watch();
+  }
+
+  /** Adds a listener of connection events; returns the function that removes it. */
+  onConnection(listener: (e: ConnectionEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private emit(e: ConnectionEvent): void {
+    for (const l of [...this.listeners]) {
+      try {
+        l(e);
+      } catch {
+        // a listener's failure is its own
+      }
+    }
+  }
+
+  /** Follows the client's status: lost, each reconnect attempt, back; gives up after `unreachableTimeout`. */
+  private async watch(): Promise<void> {
+    for await (const st of this.nc.status()) {
+      if (st.type === 'disconnect') {
+        if (this.downSince !== undefined) continue;
+        this.downSince = Date.now();
+        this.attempts = 0;
+        this.emit({ type: 'disconnected', server: `nats://${redactUrl(st.server)}` });
+        if (this.unreachableTimeout > 0 && !this.lost.aborted) this.giveUp = setTimeout(() => this.unreachable(st.server), this.unreachableTimeout);
+      } else if (st.type === 'reconnecting' && this.downSince !== undefined) {
+        const downFor = Date.now() - this.downSince;
+        this.emit({ type: 'reconnecting', attempt: ++this.attempts, downFor, ...(this.unreachableTimeout > 0 && !this.lost.aborted ? { giveUpIn: Math.max(0, this.unreachableTimeout - downFor) } : {}) });
+      } else if (st.type === 'reconnect' && this.downSince !== undefined) {
+        clearTimeout(this.giveUp);
+        const downFor = Date.now() - this.downSince;
+        this.downBefore += downFor;
+        this.downSince = undefined;
+        this.connectedSince = Date.now();
+        this.emit({ type: 'reconnected', server: `nats://${redactUrl(st.server)}`, downFor, attempts: this.attempts });
+      }
+    }
+    clearTimeout(this.giveUp);
+  }
+
+  private unreachable(server: string): void {
+    const downFor = Date.now() - (this.downSince ?? Date.now());
+    const where = `nats://${redactUrl(server)}`;
+    const error = new ClusterError(
+      'ERR_CLUSTER_UNREACHABLE',
+      `lost the connection to NATS (server ${where}${this.servers.length > 1 ? `; servers ${this.servers.join(',')}` : ''}) and could not reconnect within ${secs(this.unreachableTimeout)} (${this.attempts} attempts): giving up. Work already submitted goes on; run the same again to re-attach (the bound is the unreachableTimeout option, --unreachable-timeout)`,
+      { server: where },
+    );
+    this.lostController.abort(error);
+    this.emit({ type: 'unreachable', downFor, attempts: this.attempts, error });
+  }
+
+  /** Whether the connection is lost now (reconnecting). */
+  get down(): boolean {
+    return this.downSince !== undefined;
+  }
+
+  /** Milliseconds since the connection was (re)established; 0 while it is lost. */
+  connectedFor(): number {
+    return this.downSince !== undefined ? 0 : Date.now() - this.connectedSince;
+  }
+
+  /** Milliseconds this connection has spent lost, in all. */
+  downMs(): number {
+    return this.downBefore + (this.downSince !== undefined ? Date.now() - this.downSince : 0);
   }
 
   /** Connects (and checks that JetStream answers). Throws a {@link ClusterError} naming the server. */
@@ -340,9 +482,12 @@ export class ClusterConnection {
     return clusterError(err, what, { server: this.server(), subject, redactor: this.redactor });
   }
 
-  /** Runs `op`, retrying transient failures for at most `forMs` (default: 30 s). */
+  /**
+   * Runs `op`, retrying transient failures for at most `forMs` of connected time (default: 30 s);
+   * while the connection is lost it waits for it, until the connection gives up (`lost`).
+   */
   retry<T>(what: string, subject: string | undefined, op: () => Promise<T>, forMs = 30_000, signal?: AbortSignal): Promise<T> {
-    return retrying(op, { what, subject, server: () => this.server(), redactor: this.redactor, forMs, signal });
+    return retrying(op, { what, subject, server: () => this.server(), redactor: this.redactor, forMs, signal, downMs: () => this.downMs(), lost: this.lost });
   }
 
   /**
@@ -450,10 +595,16 @@ export class ClusterConnection {
     return p;
   }
 
-  /** Flushes and closes the connection. */
+  /** Flushes and closes the connection (without a server: closes at once, nothing can be flushed). */
   async close(): Promise<void> {
+    clearTimeout(this.giveUp);
     if (this.nc.isClosed()) return;
-    await this.nc.drain().catch(() => this.nc.close().catch(() => undefined));
+    if (!this.down) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([this.nc.drain().catch(() => undefined), new Promise((r) => (timer = setTimeout(r, this.timeout)))]);
+      clearTimeout(timer);
+    }
+    await this.nc.close().catch(() => undefined);
   }
 }
 

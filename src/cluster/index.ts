@@ -2,8 +2,9 @@
 // agents (distributed sweeps and preprocessing), a shared artifact cache, cluster status.
 export { ClusterError, ClusterRunError, LinkError, WorkError } from './errors.js';
 export {
-  ClusterConnection, Namespace, Redactor, checkName, clientOptions, clusterError, isTransient, parseServers, redactUrl, retrying, useConnection,
-  type ClusterOptions, type ClusterTarget, type ClusterTlsOptions,
+  ClusterConnection, DEFAULT_UNREACHABLE_TIMEOUT, Namespace, Redactor, checkName, clientOptions, clusterError, connectionLogger, describeConnectionEvent,
+  isTransient, parseServers, redactUrl, retrying, useConnection,
+  type ClusterOptions, type ClusterTarget, type ClusterTlsOptions, type ConnectionEvent,
 } from './connect.js';
 export { crc32, decodeRecord, encodeRecord, packValue, unpackValue, type EncodedRecord } from './frame.js';
 export {

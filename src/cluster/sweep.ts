@@ -25,7 +25,7 @@ import type { DataPath, Wave, WaveEvents, WaveTrial } from '../sweep/sweep.js';
 import type { TrainerResume, TrainerState } from '../train/checkpoint.js';
 import type { EpochDecision, EpochReport, TrainerOptions, TrainerReady, TrainerResult } from '../train/trainer.js';
 import type { WorkContext } from './agent.js';
-import { ClusterConnection, type ClusterOptions } from './connect.js';
+import { ClusterConnection, connectionLogger, type ClusterOptions } from './connect.js';
 import { WorkError } from './errors.js';
 import { importWork, locateWork } from './resolve.js';
 import { trustedModule } from './trust.js';
@@ -140,6 +140,7 @@ export function clusterDataPath(options: ClusterSweepOptions): DataPath {
 
 async function runWaveOnCluster(options: ClusterSweepOptions, build: string, root: string, per: number, wave: Wave, events: WaveEvents): Promise<TrainerResult[]> {
   const conn = await ClusterConnection.open({ name: 'ringpipe-sweep', ...options });
+  conn.onConnection(connectionLogger((line) => events.log(line)));
   let sub: Subscription | undefined;
   try {
     const name = options.name ?? 'sweep';

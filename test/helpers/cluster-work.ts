@@ -59,3 +59,10 @@ export async function gpuProbe(p: { ms: number; i: number }, ctx: WorkContext) {
   await new Promise((r) => setTimeout(r, p.ms));
   return { i: p.i, gpus: ctx.gpus, cuda: ctx.env.CUDA_VISIBLE_DEVICES, agent: ctx.agent };
 }
+
+/** Logs each start (`<agent> <attempt>` in `<log>/<item id>.log`), waits `ms` without touching the cluster, returns. */
+export async function napLog(p: { ms: number; i: number; log: string }, ctx: WorkContext) {
+  appendFileSync(join(p.log, `${ctx.id}.log`), `${ctx.agent} ${ctx.attempt}\n`);
+  await nap(p, ctx);
+  return { i: p.i, agent: ctx.agent };
+}
