@@ -14,7 +14,7 @@ import type { ObjectStore } from '@nats-io/obj';
 import { packageVersion } from '../cache/package-root.js';
 import { ClusterConnection, connectionLogger, type ClusterOptions } from './connect.js';
 import { workContext, type Checkpoint, type ItemHost, type ItemInfo, type StoredCheckpoint } from './context.js';
-import { WorkError } from './errors.js';
+import { WorkError, type ClusterError } from './errors.js';
 import { runInline, runInProcess, type ItemOutcome } from './item-runner.js';
 import { locateWork, serializeError, type SerializedError } from './resolve.js';
 import { codeRoots } from './trust.js';
@@ -115,6 +115,8 @@ export class Agent {
   private checkpoints?: Promise<ObjectStore>;
   private lastActivity = Date.now();
   private announcing = false;
+  /** Why the agent stopped by itself (it may not pull work): thrown once it has stopped. */
+  private fatal?: ClusterError;
   /** Resolves when the agent has stopped. */
   readonly finished: Promise<AgentSummary>;
   private readonly log: (line: string) => void;
@@ -192,8 +194,11 @@ export class Agent {
     };
   }
 
-  /** Puts the agent's info in the agents bucket; `now`: also while another announcement is under way. */
-  private async announce(now = false): Promise<void> {
+  /**
+   * Puts the agent's info in the agents bucket; `now`: also while another announcement is under way.
+   * Failures are logged (and returned): the next heartbeat tries again.
+   */
+  private async announce(now = false): Promise<ClusterError | undefined> {
     // One at a time: while the server is away an announcement waits for it, and later ones would pile up.
     if (this.announcing && !now) return;
     if (!now) this.announcing = true;
@@ -201,6 +206,7 @@ export class Agent {
       await this.conn.retry('announce', this.conn.names.bucket('agents'), () => this.queue.agents.put(this.name, JSON.stringify(this.info())), 5_000);
     } catch (err) {
       this.log(`cannot announce: ${(err as Error).message}`);
+      return err as ClusterError;
     } finally {
       if (!now) this.announcing = false;
     }
@@ -220,10 +226,12 @@ export class Agent {
 
   private async main(): Promise<AgentSummary> {
     const hb = this.options.heartbeat ?? 5_000;
-    await this.announce();
-    this.announceTimer = setInterval(() => void this.announce(), hb);
-    this.log(`pulling work for project '${this.conn.names.project}' from ${this.conn.server()}: ${this.slots} slot(s), GPUs [${this.gpus.join(', ')}]; code only from ${this.roots.join(', ')}`);
     try {
+      // A user that may not announce itself (or, below, pull work) is not an agent's: say so and stop.
+      const refused = await this.announce();
+      if (refused?.code === 'ERR_CLUSTER_AUTH') throw refused;
+      this.announceTimer = setInterval(() => void this.announce(), hb);
+      this.log(`pulling work for project '${this.conn.names.project}' from ${this.conn.server()}: ${this.slots} slot(s), GPUs [${this.gpus.join(', ')}]; code only from ${this.roots.join(', ')}`);
       const names = WorkQueue.names(this.conn);
       const consumer = (c: 'cpu' | 'gpu') => this.conn.retry(`cannot open consumer ${c}`, names.work, () => this.conn.js.consumers.get(names.work, c));
       await Promise.all([consumer('cpu'), consumer('gpu')]);
@@ -236,6 +244,7 @@ export class Agent {
       await this.queue.agents.delete(this.name).catch(() => undefined);
       await this.conn.close();
     }
+    if (this.fatal) throw this.fatal;
     const summary = { name: this.name, ...this.counts, seconds: (Date.now() - this.started) / 1000 };
     this.log(`stopped: ${summary.done} done, ${summary.failed} failed, ${summary.duplicates} already done, ${summary.requeued} given back`);
     return summary;
@@ -281,6 +290,7 @@ export class Agent {
         await this.change();
         continue;
       }
+      const asked = Date.now();
       try {
         const batch = await consumer.fetch({ max_messages: cls === 'gpu' ? 1 : max, expires: 1_000 });
         for await (const msg of batch) {
@@ -293,8 +303,15 @@ export class Agent {
         }
       } catch (err) {
         if (this.stopping) break;
-        const e = this.conn.error(err, 'fetch', WorkQueue.names(this.conn).work);
-        if (!this.conn.down) this.log(`cannot pull work: ${e.message}`);
+        const work = WorkQueue.names(this.conn).work;
+        const e = this.conn.permissionDenied(`$JS.API.CONSUMER.MSG.NEXT.${work}.`, asked, 'cannot pull work') ?? this.conn.error(err, 'cannot pull work', work);
+        if (e.code === 'ERR_CLUSTER_AUTH') {
+          // This user may not pull work: no point in trying again.
+          this.fatal ??= e;
+          void this.stop();
+          break;
+        }
+        if (!this.conn.down) this.log(e.message);
         await sleep(1_000);
         if (/consumer (deleted|not found)/i.test(e.message)) consumer = await open().catch(() => consumer);
       }

@@ -10,6 +10,7 @@ import { runAgent, type AgentOptions } from './agent.js';
 import type { ClusterOptions } from './connect.js';
 import { ClusterError } from './errors.js';
 import { collectClusterGarbage, formatDuration, parseDuration } from './gc.js';
+import { initProject } from './init.js';
 import { clusterStatus } from './status.js';
 
 /** Connection flags shared by the cluster commands (values as commander parses them). */
@@ -219,8 +220,26 @@ export async function clusterGcCommand(flags: ClusterGcFlags, io: Io): Promise<n
   return 0;
 }
 
+/** Options of `ringpipe cluster init`. */
+export interface ClusterInitFlags extends ConnectionFlags {
+  link?: string[];
+  ackWait?: number;
+  json?: boolean;
+}
+
+/** `ringpipe cluster init`; returns the exit code. */
+export async function clusterInitCommand(flags: ClusterInitFlags, io: Io): Promise<number> {
+  const r = await initProject(connectionFromFlags(flags), { ...(flags.link?.length ? { links: flags.link } : {}), ...(flags.ackWait ? { ackWait: flags.ackWait * 1000 } : {}) });
+  if (flags.json) {
+    io.out.write(JSON.stringify(r) + '\n');
+    return 0;
+  }
+  line(io.out, `project '${r.project}' on ${r.server}: ${r.created.length ? `created ${r.created.join(', ')}` : 'nothing to create'}${r.existed.length ? `; there already: ${r.existed.join(', ')}` : ''}`);
+  return 0;
+}
+
 /**
- * Adds `agent`, `cluster status` and `cluster gc` to `program`. `setCode` receives each command's exit code;
+ * Adds `agent`, `cluster status`, `cluster gc` and `cluster init` to `program`. `setCode` receives each command's exit code;
  * errors propagate to the caller (the CLI maps RingpipeErrors to exit code 1).
  */
 export function registerClusterCommands(program: Command, io: Io, signal: AbortSignal, setCode: (code: number) => void): Command[] {
@@ -259,5 +278,12 @@ export function registerClusterCommands(program: Command, io: Io, signal: AbortS
     .action(async (flags: ClusterGcFlags) => {
       setCode(await clusterGcCommand(flags, io));
     });
-  return [agent, cluster, status, gc];
+  const init = addConnectionFlags(cluster.command('init').description("create every stream, bucket and store of the project (for users that may not create them: docs/cluster.md, Security model)"))
+    .addOption(new Option('--link <name>', 'also create the stream of this link (repeatable)').argParser((v: string, all: string[] = []) => [...all, v]))
+    .addOption(new Option('--ack-wait <seconds>', "time after which a dead agent's item goes to another agent (default 30)").argParser(seconds))
+    .option('--json', 'print JSON')
+    .action(async (flags: ClusterInitFlags) => {
+      setCode(await clusterInitCommand(flags, io));
+    });
+  return [agent, cluster, status, gc, init];
 }

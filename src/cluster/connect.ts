@@ -346,6 +346,8 @@ export class ClusterConnection {
   private attempts = 0;
   private connectedSince = Date.now();
   private giveUp?: NodeJS.Timeout;
+  /** Permissions the server refused lately (its -ERR comes apart from the operation that caused it). */
+  private readonly refusals: { subject: string; message: string; at: number }[] = [];
 
   private constructor(
     readonly nc: NatsConnection,
@@ -395,6 +397,10 @@ export class ClusterConnection {
       } else if (st.type === 'reconnecting' && this.downSince !== undefined) {
         const downFor = Date.now() - this.downSince;
         this.emit({ type: 'reconnecting', attempt: ++this.attempts, downFor, ...(this.unreachableTimeout > 0 && !this.lost.aborted ? { giveUpIn: Math.max(0, this.unreachableTimeout - downFor) } : {}) });
+      } else if (st.type === 'error' && /permissions violation/i.test(String(st.error?.message))) {
+        const subject = (st.error as { subject?: string }).subject ?? '';
+        this.refusals.push({ subject, message: this.redactor.text(st.error.message), at: Date.now() });
+        if (this.refusals.length > 20) this.refusals.shift();
       } else if (st.type === 'reconnect' && this.downSince !== undefined) {
         clearTimeout(this.giveUp);
         const downFor = Date.now() - this.downSince;
@@ -417,6 +423,16 @@ export class ClusterConnection {
     );
     this.lostController.abort(error);
     this.emit({ type: 'unreachable', downFor, attempts: this.attempts, error });
+  }
+
+  /**
+   * The permission the server refused since `since` (ms) for a subject starting with `prefix`, as an
+   * `ERR_CLUSTER_AUTH` error. Some refusals (a pull request) reach the client only as such a
+   * notice, while the operation itself merely times out.
+   */
+  permissionDenied(prefix: string, since: number, what: string): ClusterError | undefined {
+    const r = [...this.refusals].reverse().find((x) => x.at >= since && x.subject.startsWith(prefix));
+    return r && new ClusterError('ERR_CLUSTER_AUTH', `${what} (server ${this.server()}, ${r.subject}): ${r.message}`, { server: this.server(), subject: r.subject });
   }
 
   /** Whether the connection is lost now (reconnecting). */
@@ -497,7 +513,7 @@ export class ClusterConnection {
   ensureStream(config: Partial<StreamConfig> & { name: string; subjects: string[] }, options: { update?: boolean } = {}): Promise<StreamInfo> {
     let p = this.streams.get(config.name);
     if (!p) {
-      p = this.retry(`cannot create stream ${config.name}`, config.name, async () => {
+      p = this.mayNotCreate(config.name, this.retry(`cannot create stream ${config.name}`, config.name, async () => {
         const want: Partial<StreamConfig> & { name: string } = {
           num_replicas: this.replicas,
           storage: this.storage,
@@ -520,11 +536,32 @@ export class ClusterConnection {
           if (!/not found/i.test(String((err as Error).message))) throw err;
           return await this.jsm.streams.add(want);
         }
-      });
+      }));
       this.streams.set(config.name, p);
       p.catch(() => this.streams.delete(config.name));
     }
     return p;
+  }
+
+  /** A permission refused while creating (or changing) `name`: says who can create it. */
+  private mayNotCreate<T>(name: string, p: Promise<T>): Promise<T> {
+    return p.catch((err: ClusterError) => {
+      if (err?.code !== 'ERR_CLUSTER_AUTH') throw err;
+      throw new ClusterError('ERR_CLUSTER_AUTH', `${err.message}. This user may not create or change ${name}: a user who may (an administrator) creates a project's streams, buckets and stores once with \`ringpipe cluster init --project ${this.names.project}\` (docs/cluster.md, Security model)`, { server: err.server ?? this.server(), subject: name, cause: err.cause });
+    });
+  }
+
+  /** Whether stream `name` exists. */
+  streamExists(name: string): Promise<boolean> {
+    return this.retry('cannot look up a stream', name, async () => {
+      try {
+        await this.jsm.streams.info(name);
+        return true;
+      } catch (err) {
+        if (/not found/i.test(String((err as Error).message))) return false;
+        throw err;
+      }
+    });
   }
 
   /** A KV bucket of this project (`rp_<project>_<kind>`), created when missing. */
@@ -534,9 +571,9 @@ export class ClusterConnection {
     if (!p) {
       this.kvm ??= new Kvm(this.js);
       const kvm = this.kvm;
-      p = this.retry(`cannot open KV bucket ${name}`, name, () =>
+      p = this.mayNotCreate(name, this.retry(`cannot open KV bucket ${name}`, name, () =>
         kvm.create(name, { replicas: this.replicas, storage: this.storage, ...options }),
-      );
+      ));
       this.buckets.set(name, p);
       p.catch(() => this.buckets.delete(name));
     }
@@ -586,9 +623,9 @@ export class ClusterConnection {
     if (!p) {
       this.objm ??= new Objm(this.js);
       const objm = this.objm;
-      p = this.retry(`cannot open object store ${name}`, name, () =>
+      p = this.mayNotCreate(name, this.retry(`cannot open object store ${name}`, name, () =>
         objm.create(name, { replicas: this.replicas, storage: this.storage, ...options }),
-      );
+      ));
       this.stores.set(name, p);
       p.catch(() => this.stores.delete(name));
     }

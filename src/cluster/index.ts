@@ -8,7 +8,7 @@ export {
 } from './connect.js';
 export { crc32, decodeRecord, encodeRecord, packValue, unpackValue, type EncodedRecord } from './frame.js';
 export {
-  LinkReader, LinkWriter, JetStreamSinkSegment, jetstreamSink, jetstreamSource, jetstreamSourceRecords,
+  LinkReader, LinkWriter, JetStreamSinkSegment, createLinkStream, jetstreamSink, jetstreamSource, jetstreamSourceRecords,
   type JetStreamLinkOptions, type LinkOptions, type LinkSummary,
 } from './link.js';
 export {
@@ -24,9 +24,10 @@ export {
 export { clusterStatus, type ClusterStatus, type JobStatus } from './status.js';
 export { collectClusterGarbage, parseDuration, type ClusterGcOptions, type ClusterGcReport, type CollectedJob } from './gc.js';
 export {
-  agentCommand, clusterGcCommand, clusterStatusCommand, connectionFromFlags, parseGpus, registerClusterCommands,
-  type AgentFlags, type ClusterGcFlags, type ConnectionFlags,
+  agentCommand, clusterGcCommand, clusterInitCommand, clusterStatusCommand, connectionFromFlags, parseGpus, registerClusterCommands,
+  type AgentFlags, type ClusterGcFlags, type ClusterInitFlags, type ConnectionFlags,
 } from './cli.js';
+export { initProject, type ProjectInitOptions, type ProjectInitReport } from './init.js';
 export { SharedArtifactStore, sharedCache, type RemoteEntry, type SharedCacheOptions } from './cache.js';
 export { runPipelineOnCluster, type ClusterRunOptions, type PipelineClusterOptions } from './remote-pipeline.js';
 export { sweepClusterPath, type SweepClusterOptions } from './remote-sweep.js';

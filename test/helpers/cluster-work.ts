@@ -66,3 +66,11 @@ export async function napLog(p: { ms: number; i: number; log: string }, ctx: Wor
   await nap(p, ctx);
   return { i: p.i, agent: ctx.agent };
 }
+
+/** Touches what a sweep trial's item does besides results: a model upload and an early-stopping question to the submitter. */
+export async function probe(p: { subject: string }, ctx: WorkContext) {
+  const models = await ctx.cluster.objectStore('models');
+  await models.putBlob({ name: `${ctx.id}/model.json` }, new TextEncoder().encode('{}'));
+  const answer = await ctx.cluster.nc.request(p.subject, JSON.stringify({ from: ctx.agent }), { timeout: 10_000 });
+  return { answer: answer.string() };
+}
