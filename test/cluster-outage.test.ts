@@ -32,6 +32,21 @@ const waitFor = async (what: string, cond: () => boolean, ms = 60_000) => {
   }
 };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** A directory the items log their starts in (napLog), removed at the end. */
+const logDir = () => {
+  const d = mkdtempSync(join(tmpdir(), 'rp-outage-'));
+  dirs.push(d);
+  return d;
+};
+/** The starts each item logged: `<item id>.log` -> lines. */
+const startsIn = (log: string) => Object.fromEntries(readdirSync(log).map((f) => [f, readFileSync(join(log, f), 'utf8').trim().split('\n')]));
+/** As a server that restarted without its record of deliveries: the work queue's consumer starts over, and items in flight go out again as new. */
+async function forgetDeliveries(url: string, project: string): Promise<void> {
+  const conn = await ClusterConnection.open({ servers: url, project });
+  await conn.jsm.consumers.delete(WorkQueue.names(conn).work, 'cpu');
+  await WorkQueue.open(conn);
+  await conn.close();
+}
 
 describe('the server goes away during a run', () => {
   it('the submitter reports the lost connection and each reconnect attempt at once, and gives up after its bound', async () => {
@@ -111,8 +126,7 @@ describe('the server goes away during a run', () => {
   it('a server back within the bound: the run completes, and no item whose result could be recorded late runs twice', async () => {
     const server = await startServer();
     const project = 'outage-back';
-    const log = mkdtempSync(join(tmpdir(), 'rp-outage-'));
-    dirs.push(log);
+    const log = logDir();
     // Three slots each: the four items spread over both, and each has room to take a redelivered one.
     const agents = [spawnAgent('back-a', agentArgs(server.url, project, ['--slots', '3'])), spawnAgent('back-b', agentArgs(server.url, project, ['--slots', '3']))];
     await waitFor('both agents to pull', () => agents.every((a) => /pulling work/.test(a.output())));
@@ -130,7 +144,7 @@ describe('the server goes away during a run', () => {
     expect(seen.map((e) => e.type)).toContain('disconnected');
     expect(seen.map((e) => e.type)).toContain('reconnected');
     // Each item started once: none ran again after the server came back.
-    const starts = Object.fromEntries(readdirSync(log).map((f) => [f, readFileSync(join(log, f), 'utf8').trim().split('\n')]));
+    const starts = startsIn(log);
     expect(Object.keys(starts)).toHaveLength(4);
     for (const [f, lines] of Object.entries(starts)) expect(lines, `${f}: ${lines.join(' | ')}\n${agents.map((a) => a.output()).join('\n')}`).toHaveLength(1);
     for (const a of agents) a.kill('SIGTERM');
@@ -140,8 +154,7 @@ describe('the server goes away during a run', () => {
   it('an item handed out again while another agent holds it (a server that lost its record of deliveries) is left to that agent', async () => {
     const server = await startServer();
     const project = 'outage-held';
-    const log = mkdtempSync(join(tmpdir(), 'rp-held-'));
-    dirs.push(log);
+    const log = logDir();
     const a = spawnAgent('held-a', agentArgs(server.url, project, ['--slots', '2']));
     const work$: WorkEvent[] = [];
     const run = runJob({ servers: server.url, project }, [0, 1].map((i) => ({ run: `${work}#napLog`, payload: { ms: 20_000, i, log } })), { name: 'held', onEvent: (e) => work$.push(e) });
@@ -149,14 +162,10 @@ describe('the server goes away during a run', () => {
     const b = spawnAgent('held-b', agentArgs(server.url, project, ['--slots', '2']));
     await waitFor('held-b to pull', () => /pulling work/.test(b.output()));
     await sleep(3_000); // past held-b's first heartbeat and a second (see the next test for what comes before)
-    // As a server restarted from a state without the deliveries: the consumer starts over, and both items go out again as new.
-    const conn = await ClusterConnection.open({ servers: server.url, project });
-    await conn.jsm.consumers.delete(WorkQueue.names(conn).work, 'cpu');
-    await WorkQueue.open(conn);
-    await conn.close();
+    await forgetDeliveries(server.url, project);
     const results = await run;
     expect(results.map((r) => [r.status, r.agent])).toEqual([['ok', 'held-a'], ['ok', 'held-a']]);
-    for (const f of readdirSync(log)) expect(readFileSync(join(log, f), 'utf8').trim().split('\n'), b.output()).toHaveLength(1);
+    for (const lines of Object.values(startsIn(log))) expect(lines, b.output()).toHaveLength(1);
     expect(b.output()).toMatch(/delivered again \(attempt 1\), but agent held-a holds it .*: leaving it to that agent/);
     expect(b.output()).not.toMatch(/running /);
     for (const x of [a, b]) x.kill('SIGTERM');
@@ -166,24 +175,22 @@ describe('the server goes away during a run', () => {
   it('an agent that has only just connected waits for the others to announce what they hold before it runs an item', async () => {
     const server = await startServer();
     const project = 'outage-fresh';
-    const log = mkdtempSync(join(tmpdir(), 'rp-fresh-'));
-    dirs.push(log);
+    const log = logDir();
     const a = spawnAgent('fresh-a', agentArgs(server.url, project, ['--slots', '1', '--heartbeat', '3']));
     const work$: WorkEvent[] = [];
     const run = runJob({ servers: server.url, project }, [{ run: `${work}#napLog`, payload: { ms: 12_000, i: 0, log } }], { name: 'fresh', onEvent: (e) => work$.push(e) });
     await waitFor('the item to start on fresh-a', () => work$.some((e) => e.type === 'started'));
     // As after a long outage: fresh-a's announcement has expired (it announces again within 3 s), and
     // the item goes out again the moment fresh-b connects.
-    const conn = await ClusterConnection.open({ servers: server.url, project });
     const b = spawnAgent('fresh-b', agentArgs(server.url, project, ['--slots', '1', '--heartbeat', '3']));
     await waitFor('fresh-b to pull', () => /pulling work/.test(b.output()));
+    const conn = await ClusterConnection.open({ servers: server.url, project });
     await (await WorkQueue.open(conn)).agents.delete('fresh-a');
-    await conn.jsm.consumers.delete(WorkQueue.names(conn).work, 'cpu');
-    await WorkQueue.open(conn);
     await conn.close();
+    await forgetDeliveries(server.url, project);
     const [r] = await run;
     expect([r!.status, r!.agent]).toEqual(['ok', 'fresh-a']);
-    expect(readFileSync(join(log, `${r!.id}.log`), 'utf8').trim().split('\n'), b.output()).toHaveLength(1);
+    expect(startsIn(log)[`${r!.id}.log`], b.output()).toHaveLength(1);
     expect(b.output()).not.toMatch(/running /);
     for (const x of [a, b]) x.kill('SIGTERM');
     expect(await Promise.all([a.exited, b.exited])).toEqual([0, 0]);

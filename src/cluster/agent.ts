@@ -379,8 +379,8 @@ export class Agent {
    * of deliveries and hand items out as new. The agent that holds an item (running, or with its
    * result waiting to be recorded) finishes and acknowledges it (by stream sequence: every delivery
    * at once), so it must not run a second time. Checked for deliveries after the first, and for all
-   * in the first minute after this agent (re)connected; right after (re)connecting the agent waits
-   * until the others had time to announce again what they hold.
+   * in the first minute after this agent (re)connected; right after (re)connecting the agent keeps
+   * the item until the others had time to announce again what they hold.
    */
   private async heldElsewhere(msg: JsMsg, wm: WorkMessage): Promise<boolean> {
     const label = wm.spec.label ?? wm.id.slice(0, 10);
@@ -395,9 +395,11 @@ export class Agent {
     const heartbeat = this.options.heartbeat ?? 5_000;
     const settle = heartbeat + 1_000;
     if (connected < settle) {
-      this.log(`${label}: delivered (attempt ${msg.info.deliveryCount}) just after this agent connected: looking again in ${((settle - connected) / 1000).toFixed(1)} s, once the other agents have announced what they hold`);
-      msg.nak(settle - connected);
-      return true;
+      // Kept (not given back: that would count as an attempt) while the other agents announce what they hold.
+      if (msg.info.deliveryCount > 1) this.log(`${label}: delivered again (attempt ${msg.info.deliveryCount}) just after this agent connected: waiting ${((settle - connected) / 1000).toFixed(1)} s for the other agents to announce what they hold`);
+      msg.working();
+      await sleep(settle - connected);
+      if (await this.queue.result(wm.id)) return false;
     }
     const holder = await this.holder(wm.id);
     if (!holder) return false;
@@ -592,7 +594,8 @@ async function removeStaleRegions(): Promise<void> {
 /** The connection options of an agent, for the connections of its items' processes. */
 function clusterOptions(o: AgentOptions): ClusterOptions {
   const { servers, project, user, password, token, nkeySeed, nkeyFile, credsFile, tls, timeout, replicas, storage } = o;
-  const picked: ClusterOptions = { servers, project, user, password, token, nkeySeed, nkeyFile, credsFile, tls, timeout, replicas, storage };
+  // Like the agent's, an item's connection waits for the servers as long as it takes (the item's timeout bounds it).
+  const picked: ClusterOptions = { servers, project, user, password, token, nkeySeed, nkeyFile, credsFile, tls, timeout, replicas, storage, unreachableTimeout: 0 };
   return Object.fromEntries(Object.entries(picked).filter(([, v]) => v !== undefined)) as unknown as ClusterOptions;
 }
 

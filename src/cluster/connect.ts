@@ -110,12 +110,14 @@ export function describeConnectionEvent(e: ConnectionEvent): string {
 }
 
 /**
- * A listener that writes connection events to `log`: the loss, the reconnection and giving up at
- * once, reconnect attempts the first time and then at most every `everyMs`.
+ * A listener that writes connection events to `log`: the loss and the reconnection at once,
+ * reconnect attempts the first time and then at most every `everyMs`. (Giving up is not logged: it
+ * is the error the waiting operation fails with.)
  */
 export function connectionLogger(log: (line: string) => void, everyMs = 5_000): (e: ConnectionEvent) => void {
   let last = 0;
   return (e) => {
+    if (e.type === 'unreachable') return;
     if (e.type === 'reconnecting') {
       if (e.attempt > 1 && Date.now() - last < everyMs) return;
       last = Date.now();
