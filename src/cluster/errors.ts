@@ -9,6 +9,7 @@ import { RingpipeError } from '../errors.js';
  * | --- | --- |
  * | `ERR_CLUSTER_OPTIONS` | invalid connection or namespace options |
  * | `ERR_CLUSTER_CONNECT` | no server could be reached |
+ * | `ERR_CLUSTER_UNREACHABLE` | the connection was lost and no server came back within `unreachableTimeout` (`--unreachable-timeout`) |
  * | `ERR_CLUSTER_AUTH` | the server refused the credentials, or a permission is missing |
  * | `ERR_CLUSTER_TIMEOUT` | the server did not answer in time |
  * | `ERR_CLUSTER_JETSTREAM` | JetStream refused a request (missing stream, limits, not enabled, ...) |
