@@ -16,6 +16,7 @@ export {
   type AgentInfo, type ItemState, type JobRecord, type SubmitOptions, type WorkEvent, type WorkMessage, type WorkQueueOptions, type WorkResult, type WorkSpec,
 } from './work.js';
 export { registerWorkType, workTypes, type WorkTypeCode } from './registry.js';
+export { codeRoots, trustedModule, trustedPath } from './trust.js';
 export { runPipelineWork, type PipelineWork, type PipelineWorkEvent, type PipelineWorkResult, type PipelineWorkStage } from './builtins.js';
 export {
   Agent, resolveWork, runAgent,
