@@ -178,11 +178,12 @@ describe('the server goes away during a run', () => {
     const log = logDir();
     const a = spawnAgent('fresh-a', agentArgs(server.url, project, ['--slots', '1', '--heartbeat', '3']));
     const work$: WorkEvent[] = [];
-    const run = runJob({ servers: server.url, project }, [{ run: `${work}#napLog`, payload: { ms: 12_000, i: 0, log } }], { name: 'fresh', onEvent: (e) => work$.push(e) });
+    const run = runJob({ servers: server.url, project }, [{ run: `${work}#napLog`, payload: { ms: 25_000, i: 0, log } }], { name: 'fresh', onEvent: (e) => work$.push(e) });
     await waitFor('the item to start on fresh-a', () => work$.some((e) => e.type === 'started'));
     // As after a long outage: fresh-a's announcement has expired (it announces again within 3 s), and
     // the item goes out again the moment fresh-b connects.
-    const b = spawnAgent('fresh-b', agentArgs(server.url, project, ['--slots', '1', '--heartbeat', '3']));
+    // fresh-b waits its heartbeat and a second (7 s) after connecting: room for fresh-a's next announcement.
+    const b = spawnAgent('fresh-b', agentArgs(server.url, project, ['--slots', '1', '--heartbeat', '6']));
     await waitFor('fresh-b to pull', () => /pulling work/.test(b.output()));
     const conn = await ClusterConnection.open({ servers: server.url, project });
     await (await WorkQueue.open(conn)).agents.delete('fresh-a');

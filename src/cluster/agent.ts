@@ -233,10 +233,9 @@ export class Agent {
       this.announceTimer = setInterval(() => void this.announce(), hb);
       this.log(`pulling work for project '${this.conn.names.project}' from ${this.conn.server()}: ${this.slots} slot(s), GPUs [${this.gpus.join(', ')}]; code only from ${this.roots.join(', ')}`);
       const names = WorkQueue.names(this.conn);
-      const consumer = (c: 'cpu' | 'gpu') => this.conn.retry(`cannot open consumer ${c}`, names.work, () => this.conn.js.consumers.get(names.work, c));
-      await Promise.all([consumer('cpu'), consumer('gpu')]);
-      const loops = [this.pullLoop(() => consumer('cpu'), 'cpu')];
-      if (this.gpus.length) loops.push(this.pullLoop(() => consumer('gpu'), 'gpu'));
+      const [cpu, gpu] = await Promise.all(['cpu', 'gpu'].map((c) => this.conn.retry(`cannot open consumer ${c}`, names.work, () => this.conn.js.consumers.get(names.work, c))));
+      const loops = [this.pullLoop(cpu!, 'cpu')];
+      if (this.gpus.length) loops.push(this.pullLoop(gpu!, 'gpu'));
       await Promise.all(loops);
       await this.drain();
     } finally {
@@ -260,9 +259,7 @@ export class Agent {
     return max !== undefined && this.counts.done + this.counts.failed + this.counts.duplicates >= max;
   }
 
-  /** Pulls items of class `cls` while there is room; `open` gets the consumer again when it was deleted and made anew (a server that lost it). */
-  private async pullLoop(open: () => Promise<Consumer>, cls: 'cpu' | 'gpu'): Promise<void> {
-    let consumer = await open();
+  private async pullLoop(consumer: Consumer, cls: 'cpu' | 'gpu'): Promise<void> {
     while (!this.stopping) {
       if (this.finishedEnough()) {
         void this.stop();
@@ -313,7 +310,6 @@ export class Agent {
         }
         if (!this.conn.down) this.log(e.message);
         await sleep(1_000);
-        if (/consumer (deleted|not found)/i.test(e.message)) consumer = await open().catch(() => consumer);
       }
     }
   }
