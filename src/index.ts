@@ -85,7 +85,7 @@ export { SweepControlError } from './sweep/control.js';
 
 // Past one machine: NATS JetStream links, work queue and agents, distributed sweeps, shared cache.
 export { ClusterConnection } from './cluster/connect.js';
-export type { ClusterOptions, ClusterTlsOptions } from './cluster/connect.js';
+export type { ClusterOptions, ClusterTlsOptions, ConnectionEvent } from './cluster/connect.js';
 export { ClusterError, ClusterRunError, LinkError, WorkError } from './cluster/errors.js';
 export { LinkReader, LinkWriter, jetstreamSink, jetstreamSource } from './cluster/link.js';
 export type { LinkOptions, JetStreamLinkOptions, LinkSummary } from './cluster/link.js';

@@ -4,6 +4,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ClusterConnection, LinkWriter, Redactor, clusterStatus, redactUrl } from '../src/cluster/index.js';
@@ -59,9 +60,12 @@ describe('credentials', () => {
     expect(good.server()).toBe(withPassword.url);
     await good.close();
 
-    // No credentials at all.
+    // No credentials at all, or half of them: said so, rather than "refused the credentials".
     const err3 = await failure(ClusterConnection.open({ servers: withPassword.url, timeout: 5_000 }));
     expect(err3.code).toBe('ERR_CLUSTER_AUTH');
+    expect(err3.message).toMatch(/requires credentials and none were given \(--user with --password-file/);
+    const err4 = await failure(ClusterConnection.open({ servers: withPassword.url, user: 'alice', timeout: 5_000 }));
+    expect(err4.message).toMatch(/user 'alice' was given without a password/);
   });
 
   it('token: a wrong token fails without showing it', async () => {
@@ -92,6 +96,31 @@ describe('credentials', () => {
     const status = await clusterStatus({ servers: withPassword.url, user: 'alice', password: PASSWORD });
     noSecret(JSON.stringify(status));
   }, 90_000);
+
+  it('the CLI says when no credential was given', async () => {
+    const r = await runClusterCli(['cluster', 'status', '--nats', withPassword.url], { NATS_PASSWORD: '', NATS_USER: '', NATS_TOKEN: '' });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/the server requires credentials and none were given/);
+  });
+
+  it('a port that accepts connections but is no NATS server (or a stopped one) fails within the timeout and the CLI exits 1', async () => {
+    const silent = createServer((socket) => socket.on('error', () => undefined));
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', () => r()));
+    const url = `nats://127.0.0.1:${(silent.address() as { port: number }).port}`;
+    try {
+      const t0 = Date.now();
+      const err = await failure(ClusterConnection.open({ servers: url, timeout: 1_500 }));
+      expect(err.code).toBe('ERR_CLUSTER_TIMEOUT');
+      expect(err.message).toContain(url);
+      expect(Date.now() - t0).toBeLessThan(5_000);
+      // The process ends by itself: nothing of the failed dial keeps it alive.
+      const r = await runClusterCli(['cluster', 'status', '--nats', url], {}, 40_000);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(`cannot connect to NATS (server ${url}): timeout`);
+    } finally {
+      silent.close();
+    }
+  }, 60_000);
 
   it('an unreachable server fails with ERR_CLUSTER_CONNECT naming it', async () => {
     const port = await freePort();

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ClusterConnection, clusterDataPath, type WorkEvent } from '../src/cluster/index.js';
+import { codeRoots } from '../src/cluster/trust.js';
 import { runSweepItem, type SweepItemResult } from '../src/cluster/sweep.js';
 import type { EpochReport } from '../src/train/trainer.js';
 import { sweep } from '../src/sweep/sweep.js';
@@ -138,7 +139,7 @@ describe('distributed sweep', () => {
       trialId: 't-done', params: { units: 8 }, status: 'completed', pid: 123, history: [], samples: 1200, steps: 30, drained: 0, seconds: 1,
     };
     const ctx: Parameters<typeof runSweepItem>[1] = {
-      id: 'item', label: 'item', job: 'job', attempt: 2, agent: 'test', gpus: [], env: {}, root: repoRoot,
+      id: 'item', label: 'item', job: 'job', attempt: 2, agent: 'test', gpus: [], env: {}, root: repoRoot, roots: codeRoots(repoRoot),
       signal: new AbortController().signal,
       cluster: undefined as never, // nothing runs: no connection needed
       report: async () => undefined,

@@ -12,11 +12,12 @@ import { availableParallelism, hostname, loadavg } from 'node:os';
 import type { Consumer, JsMsg } from '@nats-io/jetstream';
 import type { ObjectStore } from '@nats-io/obj';
 import { packageVersion } from '../cache/package-root.js';
-import { ClusterConnection, type ClusterOptions } from './connect.js';
+import { ClusterConnection, connectionLogger, type ClusterOptions } from './connect.js';
 import { workContext, type Checkpoint, type ItemHost, type ItemInfo, type StoredCheckpoint } from './context.js';
-import { WorkError } from './errors.js';
+import { WorkError, type ClusterError } from './errors.js';
 import { runInline, runInProcess, type ItemOutcome } from './item-runner.js';
 import { locateWork, serializeError, type SerializedError } from './resolve.js';
+import { codeRoots } from './trust.js';
 import './builtins.js';
 import { WorkQueue, type AgentInfo, type WorkEvent, type WorkMessage, type WorkQueueOptions, type WorkResult, type WorkSpec } from './work.js';
 
@@ -31,8 +32,14 @@ export interface AgentOptions extends ClusterOptions, WorkQueueOptions {
   slots?: number;
   /** CUDA devices this agent offers to GPU items (default none). */
   gpus?: readonly number[];
-  /** Directory relative module paths of work items are resolved against: the project checkout (default: current directory). */
+  /**
+   * Directory relative module paths of work items are resolved against: the project checkout
+   * (default: current directory). Items run code, and read pipeline files, only from under it (or
+   * `allowRoots`), symlinks resolved: anything else fails with `ERR_WORK_REFUSED`.
+   */
   root?: string;
+  /** More directories work items may take code from (e.g. a shared library checkout). Default none. */
+  allowRoots?: readonly string[];
   /** Milliseconds between announcements (default 5 000). */
   heartbeat?: number;
   /** Stop after this many milliseconds with nothing to do (default: never). */
@@ -107,9 +114,14 @@ export class Agent {
   private announceTimer?: NodeJS.Timeout;
   private checkpoints?: Promise<ObjectStore>;
   private lastActivity = Date.now();
+  private announcing = false;
+  /** Why the agent stopped by itself (it may not pull work): thrown once it has stopped. */
+  private fatal?: ClusterError;
   /** Resolves when the agent has stopped. */
   readonly finished: Promise<AgentSummary>;
   private readonly log: (line: string) => void;
+  /** Where items may take code from: the root, then the allowed roots (real paths). */
+  private readonly roots: string[];
 
   private constructor(
     readonly queue: WorkQueue,
@@ -120,15 +132,24 @@ export class Agent {
     this.slots = options.slots ?? availableParallelism();
     if (!Number.isInteger(this.slots) || this.slots < 0) throw new WorkError('ERR_WORK_INVALID', `slots must be an integer >= 0, got ${options.slots}`);
     this.gpus = [...(options.gpus ?? [])];
+    this.roots = codeRoots(options.root ?? process.cwd(), options.allowRoots);
     const out = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
     this.log = (line) => out(`[agent ${this.name}] ${line}`);
+    const logConnection = connectionLogger(this.log, 30_000);
+    queue.conn.onConnection((e) => {
+      logConnection(e);
+      // Back: tell the others at once which items this agent holds (see heldElsewhere).
+      if (e.type === 'reconnected') void this.announce(true);
+    });
     this.finished = this.main();
     this.finished.catch(() => undefined);
   }
 
   /** Connects, creates the work queue's resources if needed, announces itself and starts pulling. */
   static async start(options: AgentOptions): Promise<Agent> {
-    const conn = await ClusterConnection.open({ name: `ringpipe-agent ${options.name ?? hostname()}`, ...options });
+    codeRoots(options.root ?? process.cwd(), options.allowRoots); // a missing root fails before connecting
+    // An agent waits for its servers for as long as it takes (its items' results are kept until recorded).
+    const conn = await ClusterConnection.open({ name: `ringpipe-agent ${options.name ?? hostname()}`, ...options, unreachableTimeout: 0 });
     try {
       const queue = await WorkQueue.open(conn, options);
       const agent = new Agent(queue, options);
@@ -173,11 +194,21 @@ export class Agent {
     };
   }
 
-  private async announce(): Promise<void> {
+  /**
+   * Puts the agent's info in the agents bucket; `now`: also while another announcement is under way.
+   * Failures are logged (and returned): the next heartbeat tries again.
+   */
+  private async announce(now = false): Promise<ClusterError | undefined> {
+    // One at a time: while the server is away an announcement waits for it, and later ones would pile up.
+    if (this.announcing && !now) return;
+    if (!now) this.announcing = true;
     try {
       await this.conn.retry('announce', this.conn.names.bucket('agents'), () => this.queue.agents.put(this.name, JSON.stringify(this.info())), 5_000);
     } catch (err) {
       this.log(`cannot announce: ${(err as Error).message}`);
+      return err as ClusterError;
+    } finally {
+      if (!now) this.announcing = false;
     }
   }
 
@@ -195,10 +226,12 @@ export class Agent {
 
   private async main(): Promise<AgentSummary> {
     const hb = this.options.heartbeat ?? 5_000;
-    await this.announce();
-    this.announceTimer = setInterval(() => void this.announce(), hb);
-    this.log(`pulling work for project '${this.conn.names.project}' from ${this.conn.server()}: ${this.slots} slot(s), GPUs [${this.gpus.join(', ')}]`);
     try {
+      // A user that may not announce itself (or, below, pull work) is not an agent's: say so and stop.
+      const refused = await this.announce();
+      if (refused?.code === 'ERR_CLUSTER_AUTH') throw refused;
+      this.announceTimer = setInterval(() => void this.announce(), hb);
+      this.log(`pulling work for project '${this.conn.names.project}' from ${this.conn.server()}: ${this.slots} slot(s), GPUs [${this.gpus.join(', ')}]; code only from ${this.roots.join(', ')}`);
       const names = WorkQueue.names(this.conn);
       const [cpu, gpu] = await Promise.all(['cpu', 'gpu'].map((c) => this.conn.retry(`cannot open consumer ${c}`, names.work, () => this.conn.js.consumers.get(names.work, c))));
       const loops = [this.pullLoop(cpu!, 'cpu')];
@@ -210,6 +243,7 @@ export class Agent {
       await this.queue.agents.delete(this.name).catch(() => undefined);
       await this.conn.close();
     }
+    if (this.fatal) throw this.fatal;
     const summary = { name: this.name, ...this.counts, seconds: (Date.now() - this.started) / 1000 };
     this.log(`stopped: ${summary.done} done, ${summary.failed} failed, ${summary.duplicates} already done, ${summary.requeued} given back`);
     return summary;
@@ -237,6 +271,11 @@ export class Agent {
         void this.stop();
         break;
       }
+      if (this.conn.down) {
+        // Nothing to pull without a server; the connection says when it is back.
+        await this.change();
+        continue;
+      }
       const room = this.room(cls);
       if (room <= 0) {
         await this.change();
@@ -248,6 +287,7 @@ export class Agent {
         await this.change();
         continue;
       }
+      const asked = Date.now();
       try {
         const batch = await consumer.fetch({ max_messages: cls === 'gpu' ? 1 : max, expires: 1_000 });
         for await (const msg of batch) {
@@ -260,7 +300,15 @@ export class Agent {
         }
       } catch (err) {
         if (this.stopping) break;
-        this.log(`cannot pull work: ${this.conn.error(err, 'fetch', WorkQueue.names(this.conn).work).message}`);
+        const work = WorkQueue.names(this.conn).work;
+        const e = this.conn.permissionDenied(`$JS.API.CONSUMER.MSG.NEXT.${work}.`, asked, 'cannot pull work') ?? this.conn.error(err, 'cannot pull work', work);
+        if (e.code === 'ERR_CLUSTER_AUTH') {
+          // This user may not pull work: no point in trying again.
+          this.fatal ??= e;
+          void this.stop();
+          break;
+        }
+        if (!this.conn.down) this.log(e.message);
         await sleep(1_000);
       }
     }
@@ -277,6 +325,7 @@ export class Agent {
       msg.term();
       return;
     }
+    if (await this.heldElsewhere(msg, wm)) return;
     const need = cls === 'gpu' ? Math.max(1, wm.spec.gpus ?? 1) : 0;
     if (need > this.gpus.length) {
       this.log(`item ${wm.spec.label ?? wm.id} needs ${need} GPUs, this agent has ${this.gpus.length}: leaving it to another agent`);
@@ -317,6 +366,53 @@ export class Agent {
         this.wake();
       });
     void this.announce();
+  }
+
+  /**
+   * Whether a delivered item is held already: here, or by another agent. JetStream delivers an item
+   * again once its ack wait passed without a sign of life, which happens to every item in flight
+   * when the server was away longer than that; a server that restarted may also have lost its record
+   * of deliveries and hand items out as new. The agent that holds an item (running, or with its
+   * result waiting to be recorded) finishes and acknowledges it (by stream sequence: every delivery
+   * at once), so it must not run a second time. Checked for deliveries after the first, and for all
+   * in the first minute after this agent (re)connected; right after (re)connecting the agent keeps
+   * the item until the others had time to announce again what they hold.
+   */
+  private async heldElsewhere(msg: JsMsg, wm: WorkMessage): Promise<boolean> {
+    const label = wm.spec.label ?? wm.id.slice(0, 10);
+    if (this.running.has(wm.id)) {
+      // Its first delivery is kept alive by this agent (working), and its acknowledgement covers this one.
+      this.log(`${label}: delivered again (attempt ${msg.info.deliveryCount}) while this agent holds it: finishing it here`);
+      return true;
+    }
+    const connected = this.conn.connectedFor();
+    if (msg.info.deliveryCount <= 1 && connected >= Math.max(60_000, 2 * this.queue.ackWait)) return false;
+    if (await this.queue.result(wm.id)) return false; // execute acknowledges it
+    const heartbeat = this.options.heartbeat ?? 5_000;
+    const settle = heartbeat + 1_000;
+    if (connected < settle) {
+      // Kept (not given back: that would count as an attempt) while the other agents announce what they hold.
+      if (msg.info.deliveryCount > 1) this.log(`${label}: delivered again (attempt ${msg.info.deliveryCount}) just after this agent connected: waiting ${((settle - connected) / 1000).toFixed(1)} s for the other agents to announce what they hold`);
+      msg.working();
+      await sleep(settle - connected);
+      if (await this.queue.result(wm.id)) return false;
+    }
+    const holder = await this.holder(wm.id);
+    if (!holder) return false;
+    this.log(`${label}: delivered again (attempt ${msg.info.deliveryCount}), but agent ${holder} holds it (running, or its result not yet recorded): leaving it to that agent`);
+    // Looked at again shortly: by then that agent has acknowledged it, or (dead) its announcement expired.
+    msg.nak(2 * heartbeat);
+    return true;
+  }
+
+  /** Another agent whose announcement (not expired: an agent's entries live `agentTtl`) lists item `id` as running. */
+  private async holder(id: string): Promise<string | undefined> {
+    for (const name of await this.conn.kvKeys('agents').catch(() => [] as string[])) {
+      if (name === this.name) continue;
+      const e = await this.queue.agents.get(name).catch(() => null);
+      if (e?.operation === 'PUT' && e.json<AgentInfo>().running.some((r) => r.id === id)) return name;
+    }
+    return undefined;
   }
 
   private event(r: Running, type: WorkEvent['type'], data?: unknown): Promise<void> {
@@ -363,14 +459,13 @@ export class Agent {
 
   /** Runs an item's code: in its own process, or inside the agent for work types registered with a loader. */
   private run(r: Running, spec: WorkSpec, onRunning: () => void): Promise<ItemOutcome> {
-    const root = this.options.root ?? process.cwd();
     const info: ItemInfo = {
-      id: r.id, label: r.label, job: r.job, attempt: r.attempt, agent: this.name, gpus: r.gpus, root,
+      id: r.id, label: r.label, job: r.job, attempt: r.attempt, agent: this.name, gpus: r.gpus, root: this.roots[0]!, roots: this.roots,
       env: { CUDA_VISIBLE_DEVICES: r.gpus.length ? r.gpus.join(',') : '-1' },
     };
     const killGrace = this.options.killGrace ?? 3_000;
     try {
-      const code = locateWork(spec.run, root);
+      const code = locateWork(spec.run, this.roots);
       if (code.kind === 'inline') return runInline(code.load(), spec.payload, workContext(info, this.host(r), r.controller.signal, this.conn), killGrace, onRunning);
       return runInProcess({ ...code, payload: spec.payload, info, cluster: clusterOptions(this.options), host: this.host(r), signal: r.controller.signal, killGrace, onRunning });
     } catch (err) {
@@ -495,7 +590,8 @@ async function removeStaleRegions(): Promise<void> {
 /** The connection options of an agent, for the connections of its items' processes. */
 function clusterOptions(o: AgentOptions): ClusterOptions {
   const { servers, project, user, password, token, nkeySeed, nkeyFile, credsFile, tls, timeout, replicas, storage } = o;
-  const picked: ClusterOptions = { servers, project, user, password, token, nkeySeed, nkeyFile, credsFile, tls, timeout, replicas, storage };
+  // Like the agent's, an item's connection waits for the servers as long as it takes (the item's timeout bounds it).
+  const picked: ClusterOptions = { servers, project, user, password, token, nkeySeed, nkeyFile, credsFile, tls, timeout, replicas, storage, unreachableTimeout: 0 };
   return Object.fromEntries(Object.entries(picked).filter(([, v]) => v !== undefined)) as unknown as ClusterOptions;
 }
 

@@ -6,10 +6,12 @@
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { ConfigError } from '../config/errors.js';
 import type { RunEvent, StageResult } from '../config/executor.js';
+import { moduleOptions } from '../config/library.js';
 import type { Plan } from '../config/plan.js';
 import type { WorkContext } from './context.js';
 import { registerWorkType } from './registry.js';
 import { WorkError } from './errors.js';
+import { trustedModule, trustedPath } from './trust.js';
 
 /** Payload of a `ringpipe:pipeline` item. */
 export interface PipelineWork {
@@ -95,15 +97,37 @@ function checkKeys(plan: Plan, keys: Record<string, string>): void {
   }
 }
 
+/**
+ * Refuses a plan whose stages would run code, or whose sources would read files, from outside the
+ * agent's roots (a `set` override can point a stage anywhere).
+ */
+function checkPlanTrust(plan: Plan, roots: readonly string[]): void {
+  for (const n of plan.nodes) {
+    const item = `stage '${n.item.name}'`;
+    if (n.item.kind === 'stage' && n.code?.file) trustedPath(n.code.file, roots, item, n.code.file);
+    if (n.item.kind === 'library') {
+      for (const m of moduleOptions(n.item.type, n.code?.options ?? {})) {
+        if (isAbsolute(m.module)) trustedPath(m.module, roots, `${item} option ${m.field}`, m.module);
+        else trustedModule(m.module, roots, `${item} option ${m.field}`);
+      }
+    }
+    for (const f of n.files ?? []) trustedPath(f.path, roots, `item '${n.item.name}' reads`, f.path);
+  }
+}
+
 /** Runs the pipeline of a `ringpipe:pipeline` item. */
 export async function runPipelineWork(payload: PipelineWork, ctx: WorkContext): Promise<PipelineWorkResult> {
   if (!payload || typeof payload.file !== 'string') throw new WorkError('ERR_WORK_INVALID', 'a ringpipe:pipeline item needs { file }');
   const root = ctx.root;
-  const file = isAbsolute(payload.file) ? payload.file : resolve(root, payload.file);
+  const file = trustedPath(isAbsolute(payload.file) ? payload.file : resolve(root, payload.file), ctx.roots, 'pipeline file', payload.file);
+  const cacheDir = payload.cacheDir
+    ? trustedPath(resolve(root, payload.cacheDir), ctx.roots, 'cache directory', payload.cacheDir)
+    : join(dirname(file), '.ringpipe', 'cache');
   const { JsonPipeline } = await import('../config/pipeline.js');
   const pipeline = await JsonPipeline.load(file, { set: payload.set ?? [] });
-  if (payload.keys) checkKeys(await pipeline.plan(), payload.keys);
-  const cacheDir = payload.cacheDir ? resolve(root, payload.cacheDir) : join(dirname(file), '.ringpipe', 'cache');
+  const plan = await pipeline.plan();
+  checkPlanTrust(plan, ctx.roots);
+  if (payload.keys) checkKeys(plan, payload.keys);
   let store;
   if (payload.shared !== false) {
     const { SharedArtifactStore } = await import('./cache.js');

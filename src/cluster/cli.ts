@@ -10,6 +10,7 @@ import { runAgent, type AgentOptions } from './agent.js';
 import type { ClusterOptions } from './connect.js';
 import { ClusterError } from './errors.js';
 import { collectClusterGarbage, formatDuration, parseDuration } from './gc.js';
+import { initProject } from './init.js';
 import { clusterStatus } from './status.js';
 
 /** Connection flags shared by the cluster commands (values as commander parses them). */
@@ -26,6 +27,8 @@ export interface ConnectionFlags {
   tlsKey?: string;
   tls?: boolean;
   replicas?: number;
+  /** Seconds (as parsed). */
+  unreachableTimeout?: number;
 }
 
 const readSecretFile = (file: string, what: string): string => {
@@ -62,12 +65,19 @@ export function connectionFromFlags(flags: ConnectionFlags, env: NodeJS.ProcessE
     ...(nkey ? { nkeyFile: nkey } : {}),
     ...(ca || cert || key ? { tls: { ...(ca ? { caFile: ca } : {}), ...(cert ? { certFile: cert } : {}), ...(key ? { keyFile: key } : {}) } } : flags.tls ? { tls: true } : {}),
     ...(flags.replicas ? { replicas: flags.replicas } : {}),
+    ...(flags.unreachableTimeout !== undefined ? { unreachableTimeout: flags.unreachableTimeout * 1000 } : {}),
   };
 }
 
-/** Adds the connection flags to a command (`servers: false`: all but --nats, for commands that name the servers otherwise). */
-export function addConnectionFlags(cmd: Command, options: { servers?: boolean } = {}): Command {
+/**
+ * Adds the connection flags to a command (`servers: false`: all but --nats, for commands that name
+ * the servers otherwise; `unreachable: false`: no --unreachable-timeout, for agents, which never give up).
+ */
+export function addConnectionFlags(cmd: Command, options: { servers?: boolean; unreachable?: boolean } = {}): Command {
   if (options.servers !== false) cmd.option('--nats <urls>', 'NATS server URL(s), comma-separated (default: $RINGPIPE_NATS_URL)');
+  if (options.unreachable !== false) {
+    cmd.addOption(new Option('--unreachable-timeout <seconds>', 'once the connection is lost, seconds to keep trying to reconnect before failing (default 120; 0: for ever)').argParser(secondsOrZero));
+  }
   return cmd
     .option('--project <name>', "namespace of subjects, streams and buckets (default: $RINGPIPE_PROJECT or 'default')")
     .option('--user <name>', 'user name (password from --password-file or $NATS_PASSWORD)')
@@ -114,6 +124,7 @@ export interface AgentFlags extends ConnectionFlags {
   slots?: number;
   name?: string;
   root?: string;
+  allowRoot?: string[];
   ackWait?: number;
   heartbeat?: number;
   idleExit?: number;
@@ -131,6 +142,7 @@ export async function agentCommand(flags: AgentFlags, io: Io, signal: AbortSigna
     ...(flags.slots !== undefined ? { slots: flags.slots } : {}),
     ...(flags.name ? { name: flags.name } : {}),
     ...(flags.root ? { root: flags.root } : {}),
+    ...(flags.allowRoot?.length ? { allowRoots: flags.allowRoot } : {}),
     ...(flags.ackWait ? { ackWait: flags.ackWait * 1000 } : {}),
     ...(flags.heartbeat ? { heartbeat: flags.heartbeat * 1000 } : {}),
     ...(flags.idleExit ? { idleExit: flags.idleExit * 1000 } : {}),
@@ -208,8 +220,26 @@ export async function clusterGcCommand(flags: ClusterGcFlags, io: Io): Promise<n
   return 0;
 }
 
+/** Options of `ringpipe cluster init`. */
+export interface ClusterInitFlags extends ConnectionFlags {
+  link?: string[];
+  ackWait?: number;
+  json?: boolean;
+}
+
+/** `ringpipe cluster init`; returns the exit code. */
+export async function clusterInitCommand(flags: ClusterInitFlags, io: Io): Promise<number> {
+  const r = await initProject(connectionFromFlags(flags), { ...(flags.link?.length ? { links: flags.link } : {}), ...(flags.ackWait ? { ackWait: flags.ackWait * 1000 } : {}) });
+  if (flags.json) {
+    io.out.write(JSON.stringify(r) + '\n');
+    return 0;
+  }
+  line(io.out, `project '${r.project}' on ${r.server}: ${r.created.length ? `created ${r.created.join(', ')}` : 'nothing to create'}${r.existed.length ? `; there already: ${r.existed.join(', ')}` : ''}`);
+  return 0;
+}
+
 /**
- * Adds `agent`, `cluster status` and `cluster gc` to `program`. `setCode` receives each command's exit code;
+ * Adds `agent`, `cluster status`, `cluster gc` and `cluster init` to `program`. `setCode` receives each command's exit code;
  * errors propagate to the caller (the CLI maps RingpipeErrors to exit code 1).
  */
 export function registerClusterCommands(program: Command, io: Io, signal: AbortSignal, setCode: (code: number) => void): Command[] {
@@ -217,11 +247,13 @@ export function registerClusterCommands(program: Command, io: Io, signal: AbortS
     program
       .command('agent')
       .description('run work items of the cluster on this machine (sweep trials, preprocessing shards, pipelines) until interrupted'),
+    { unreachable: false },
   )
     .option('--gpus <list>', "CUDA devices offered to GPU items: '0,1', 'all' (nvidia-smi) or 'none'", 'none')
     .addOption(new Option('--slots <n>', 'CPU items at a time (default: cores)').argParser(positiveInt))
     .option('--name <name>', 'agent name (default: host-pid)')
-    .option('--root <dir>', 'project checkout that relative work modules resolve against (default: current directory)')
+    .option('--root <dir>', 'project checkout: relative work modules resolve against it, and items run code and read pipelines only from under it (default: current directory)')
+    .addOption(new Option('--allow-root <dir>', 'another directory items may take code from (repeatable)').argParser((v: string, all: string[] = []) => [...all, v]))
     .addOption(new Option('--ack-wait <seconds>', "time after which a dead agent's item goes to another agent (default 30)").argParser(seconds))
     .addOption(new Option('--heartbeat <seconds>', 'seconds between announcements (default 5)').argParser(seconds))
     .addOption(new Option('--idle-exit <seconds>', 'stop after this long without work').argParser(seconds))
@@ -246,5 +278,12 @@ export function registerClusterCommands(program: Command, io: Io, signal: AbortS
     .action(async (flags: ClusterGcFlags) => {
       setCode(await clusterGcCommand(flags, io));
     });
-  return [agent, cluster, status, gc];
+  const init = addConnectionFlags(cluster.command('init').description("create every stream, bucket and store of the project (for users that may not create them: docs/cluster.md, Security model)"))
+    .addOption(new Option('--link <name>', 'also create the stream of this link (repeatable)').argParser((v: string, all: string[] = []) => [...all, v]))
+    .addOption(new Option('--ack-wait <seconds>', "time after which a dead agent's item goes to another agent (default 30)").argParser(seconds))
+    .option('--json', 'print JSON')
+    .action(async (flags: ClusterInitFlags) => {
+      setCode(await clusterInitCommand(flags, io));
+    });
+  return [agent, cluster, status, gc, init];
 }

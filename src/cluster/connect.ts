@@ -2,7 +2,7 @@
 // namespaced per project, and errors that name the server and subject but never a secret.
 import { readFileSync } from 'node:fs';
 import {
-  connect, credsAuthenticator, nkeyAuthenticator,
+  credsAuthenticator, nkeyAuthenticator,
   type Authenticator, type ConnectionOptions, type NatsConnection,
 } from '@nats-io/transport-node';
 import {
@@ -12,6 +12,7 @@ import {
 import { Kvm, type KV, type KvOptions } from '@nats-io/kv';
 import { Objm, type ObjectStore, type ObjectStoreOptions } from '@nats-io/obj';
 import { ClusterError } from './errors.js';
+import { connectNats } from './transport.js';
 
 /** TLS settings handed to the client (files are read by the client; PEM text may be given instead). */
 export interface ClusterTlsOptions {
@@ -70,6 +71,59 @@ export interface ClusterOptions {
   replicas?: number;
   /** Storage of the streams and buckets ringpipe creates (default `file`). */
   storage?: 'file' | 'memory';
+  /**
+   * Milliseconds the servers may stay unreachable once the connection is lost (every reconnect
+   * attempt failing) before waiting and requests fail with `ERR_CLUSTER_UNREACHABLE`. Work already
+   * submitted goes on; running the same thing again re-attaches. Default 120 000; 0: never give up
+   * (what agents do). A connection that goes silent without closing is noticed as lost within
+   * about 30 s (pings every 10 s).
+   */
+  unreachableTimeout?: number;
+  /** Told, as it happens, that the connection was lost, of each reconnect attempt, of the reconnection, and of giving up. */
+  onConnection?: (event: ConnectionEvent) => void;
+}
+
+/** What happens to a connection (see {@link ClusterOptions.onConnection}); times in milliseconds. */
+export type ConnectionEvent =
+  | { type: 'disconnected'; server: string }
+  | { type: 'reconnecting'; attempt: number; downFor: number; /** undefined when it never gives up */ giveUpIn?: number }
+  | { type: 'reconnected'; server: string; downFor: number; attempts: number }
+  | { type: 'unreachable'; downFor: number; attempts: number; error: ClusterError };
+
+/** Default of {@link ClusterOptions.unreachableTimeout}. */
+export const DEFAULT_UNREACHABLE_TIMEOUT = 120_000;
+
+const secs = (ms: number) => `${Math.round(ms / 1000)} s`;
+
+/** A connection event as one line of a log. */
+export function describeConnectionEvent(e: ConnectionEvent): string {
+  switch (e.type) {
+    case 'disconnected':
+      return `lost the connection to NATS (server ${e.server}): reconnecting`;
+    case 'reconnecting':
+      return `reconnecting (attempt ${e.attempt}, ${secs(e.downFor)} without a server${e.giveUpIn !== undefined ? `, giving up in ${secs(e.giveUpIn)}` : ''})`;
+    case 'reconnected':
+      return `reconnected to NATS (server ${e.server}) after ${secs(e.downFor)} (${e.attempts} attempt${e.attempts === 1 ? '' : 's'})`;
+    case 'unreachable':
+      return e.error.message;
+  }
+}
+
+/**
+ * A listener that writes connection events to `log`: the loss and the reconnection at once,
+ * reconnect attempts the first time and then at most every `everyMs`. (Giving up is not logged: it
+ * is the error the waiting operation fails with.)
+ */
+export function connectionLogger(log: (line: string) => void, everyMs = 5_000): (e: ConnectionEvent) => void {
+  let last = 0;
+  return (e) => {
+    if (e.type === 'unreachable') return;
+    if (e.type === 'reconnecting') {
+      if (e.attempt > 1 && Date.now() - last < everyMs) return;
+      last = Date.now();
+    }
+    log(describeConnectionEvent(e));
+  };
 }
 
 const PROJECT_RE = /^[A-Za-z0-9-]{1,64}$/;
@@ -192,19 +246,25 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * Runs `op`, retrying transient failures (leader elections, a server restarting) with backoff for
- * at most `forMs`; other failures, and the last transient one, are thrown as {@link ClusterError}.
+ * at most `forMs` of time connected (`downMs`: milliseconds the connection has spent lost so far;
+ * time without a server does not count, its own bound is the connection's `lost` signal); other
+ * failures, and the last transient one, are thrown as {@link ClusterError}.
  */
 export async function retrying<T>(
   op: () => Promise<T>,
-  ctx: { what: string; server: () => string; subject?: string; redactor?: Redactor; forMs?: number; signal?: AbortSignal },
+  ctx: { what: string; server: () => string; subject?: string; redactor?: Redactor; forMs?: number; signal?: AbortSignal; downMs?: () => number; lost?: AbortSignal },
 ): Promise<T> {
-  const deadline = Date.now() + (ctx.forMs ?? 30_000);
+  const start = Date.now();
+  const down0 = ctx.downMs?.() ?? 0;
+  const spent = () => Date.now() - start - ((ctx.downMs?.() ?? 0) - down0);
   for (let attempt = 0; ; attempt++) {
+    if (ctx.lost?.aborted) throw ctx.lost.reason;
     try {
       return await op();
     } catch (err) {
+      if (ctx.lost?.aborted) throw ctx.lost.reason;
       const wrapped = clusterError(err, ctx.what, { server: ctx.server(), subject: ctx.subject, redactor: ctx.redactor });
-      if (!isTransient(err) || Date.now() >= deadline || ctx.signal?.aborted) throw wrapped;
+      if (!isTransient(err) || spent() >= (ctx.forMs ?? 30_000) || ctx.signal?.aborted) throw wrapped;
       await sleep(Math.min(2_000, 50 * 2 ** Math.min(attempt, 6)));
     }
   }
@@ -245,6 +305,10 @@ export function clientOptions(options: ClusterOptions): { client: ConnectionOpti
     // Reconnection is the client's job: keep trying, with jitter, across the cluster's servers.
     maxReconnectAttempts: -1,
     reconnectTimeWait: 500,
+    // A server that goes silent without closing the connection (a partition, a stopped process) is
+    // noticed after maxPingOut unanswered pings, then reconnected to like a closed one.
+    pingInterval: 10_000,
+    maxPingOut: 3,
     ...(user !== undefined ? { user } : {}),
     ...(password !== undefined ? { pass: password } : {}),
     ...(token !== undefined ? { token } : {}),
@@ -273,6 +337,19 @@ export class ClusterConnection {
   private readonly buckets = new Map<string, Promise<KV>>();
   private readonly stores = new Map<string, Promise<ObjectStore>>();
   private readonly streams = new Map<string, Promise<StreamInfo>>();
+  /** Milliseconds the servers may stay unreachable (0: for ever). */
+  readonly unreachableTimeout: number;
+  private readonly lostController = new AbortController();
+  /** Aborted (with an `ERR_CLUSTER_UNREACHABLE` ClusterError) once the servers stayed unreachable for `unreachableTimeout`. */
+  readonly lost: AbortSignal = this.lostController.signal;
+  private readonly listeners = new Set<(e: ConnectionEvent) => void>();
+  private downSince?: number;
+  private downBefore = 0;
+  private attempts = 0;
+  private connectedSince = Date.now();
+  private giveUp?: NodeJS.Timeout;
+  /** Permissions the server refused lately (its -ERR comes apart from the operation that caused it). */
+  private readonly refusals: { subject: string; message: string; at: number }[] = [];
 
   private constructor(
     readonly nc: NatsConnection,
@@ -289,6 +366,90 @@ export class ClusterConnection {
     this.timeout = options.timeout ?? 10_000;
     this.redactor = redactor;
     this.servers = servers;
+    this.unreachableTimeout = options.unreachableTimeout ?? DEFAULT_UNREACHABLE_TIMEOUT;
+    if (options.onConnection) this.listeners.add(options.onConnection);
+    void this.watch();
+  }
+
+  /** Adds a listener of connection events; returns the function that removes it. */
+  onConnection(listener: (e: ConnectionEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private emit(e: ConnectionEvent): void {
+    for (const l of [...this.listeners]) {
+      try {
+        l(e);
+      } catch {
+        // a listener's failure is its own
+      }
+    }
+  }
+
+  /** Follows the client's status: lost, each reconnect attempt, back; gives up after `unreachableTimeout`. */
+  private async watch(): Promise<void> {
+    for await (const st of this.nc.status()) {
+      if (st.type === 'disconnect') {
+        if (this.downSince !== undefined) continue;
+        this.downSince = Date.now();
+        this.attempts = 0;
+        this.emit({ type: 'disconnected', server: `nats://${redactUrl(st.server)}` });
+        if (this.unreachableTimeout > 0 && !this.lost.aborted) this.giveUp = setTimeout(() => this.unreachable(st.server), this.unreachableTimeout);
+      } else if (st.type === 'reconnecting' && this.downSince !== undefined) {
+        const downFor = Date.now() - this.downSince;
+        this.emit({ type: 'reconnecting', attempt: ++this.attempts, downFor, ...(this.unreachableTimeout > 0 && !this.lost.aborted ? { giveUpIn: Math.max(0, this.unreachableTimeout - downFor) } : {}) });
+      } else if (st.type === 'error' && /permissions violation/i.test(String(st.error?.message))) {
+        const subject = (st.error as { subject?: string }).subject ?? '';
+        this.refusals.push({ subject, message: this.redactor.text(st.error.message), at: Date.now() });
+        if (this.refusals.length > 20) this.refusals.shift();
+      } else if (st.type === 'reconnect' && this.downSince !== undefined) {
+        clearTimeout(this.giveUp);
+        const downFor = Date.now() - this.downSince;
+        this.downBefore += downFor;
+        this.downSince = undefined;
+        this.connectedSince = Date.now();
+        this.emit({ type: 'reconnected', server: `nats://${redactUrl(st.server)}`, downFor, attempts: this.attempts });
+      }
+    }
+    clearTimeout(this.giveUp);
+  }
+
+  private unreachable(server: string): void {
+    const downFor = Date.now() - (this.downSince ?? Date.now());
+    const where = `nats://${redactUrl(server)}`;
+    const error = new ClusterError(
+      'ERR_CLUSTER_UNREACHABLE',
+      `lost the connection to NATS (server ${where}${this.servers.length > 1 ? `; servers ${this.servers.join(',')}` : ''}) and could not reconnect within ${secs(this.unreachableTimeout)} (${this.attempts} attempts): giving up. Work already submitted goes on; run the same again to re-attach (the bound is the unreachableTimeout option, --unreachable-timeout)`,
+      { server: where },
+    );
+    this.lostController.abort(error);
+    this.emit({ type: 'unreachable', downFor, attempts: this.attempts, error });
+  }
+
+  /**
+   * The permission the server refused since `since` (ms) for a subject starting with `prefix`, as an
+   * `ERR_CLUSTER_AUTH` error. Some refusals (a pull request) reach the client only as such a
+   * notice, while the operation itself merely times out.
+   */
+  permissionDenied(prefix: string, since: number, what: string): ClusterError | undefined {
+    const r = [...this.refusals].reverse().find((x) => x.at >= since && x.subject.startsWith(prefix));
+    return r && new ClusterError('ERR_CLUSTER_AUTH', `${what} (server ${this.server()}, ${r.subject}): ${r.message}`, { server: this.server(), subject: r.subject });
+  }
+
+  /** Whether the connection is lost now (reconnecting). */
+  get down(): boolean {
+    return this.downSince !== undefined;
+  }
+
+  /** Milliseconds since the connection was (re)established; 0 while it is lost. */
+  connectedFor(): number {
+    return this.downSince !== undefined ? 0 : Date.now() - this.connectedSince;
+  }
+
+  /** Milliseconds this connection has spent lost, in all. */
+  downMs(): number {
+    return this.downBefore + (this.downSince !== undefined ? Date.now() - this.downSince : 0);
   }
 
   /** Connects (and checks that JetStream answers). Throws a {@link ClusterError} naming the server. */
@@ -301,9 +462,12 @@ export class ClusterConnection {
     const where = servers.join(',');
     let nc: NatsConnection;
     try {
-      nc = await connect(client);
+      nc = await connectNats(client);
     } catch (err) {
-      throw clusterError(err, 'cannot connect to NATS', { server: where, redactor });
+      const e = clusterError(err, 'cannot connect to NATS', { server: where, redactor });
+      const missing = e.code === 'ERR_CLUSTER_AUTH' ? missingCredentials(options) : undefined;
+      if (missing) throw new ClusterError('ERR_CLUSTER_AUTH', `cannot connect to NATS (server ${where}): the server requires credentials and ${missing}`, { server: where, cause: e.cause });
+      throw e;
     }
     try {
       const jsOpts = { timeout: options.timeout ?? 10_000 };
@@ -336,9 +500,12 @@ export class ClusterConnection {
     return clusterError(err, what, { server: this.server(), subject, redactor: this.redactor });
   }
 
-  /** Runs `op`, retrying transient failures for at most `forMs` (default: 30 s). */
+  /**
+   * Runs `op`, retrying transient failures for at most `forMs` of connected time (default: 30 s);
+   * while the connection is lost it waits for it, until the connection gives up (`lost`).
+   */
   retry<T>(what: string, subject: string | undefined, op: () => Promise<T>, forMs = 30_000, signal?: AbortSignal): Promise<T> {
-    return retrying(op, { what, subject, server: () => this.server(), redactor: this.redactor, forMs, signal });
+    return retrying(op, { what, subject, server: () => this.server(), redactor: this.redactor, forMs, signal, downMs: () => this.downMs(), lost: this.lost });
   }
 
   /**
@@ -348,7 +515,7 @@ export class ClusterConnection {
   ensureStream(config: Partial<StreamConfig> & { name: string; subjects: string[] }, options: { update?: boolean } = {}): Promise<StreamInfo> {
     let p = this.streams.get(config.name);
     if (!p) {
-      p = this.retry(`cannot create stream ${config.name}`, config.name, async () => {
+      p = this.mayNotCreate(config.name, this.retry(`cannot create stream ${config.name}`, config.name, async () => {
         const want: Partial<StreamConfig> & { name: string } = {
           num_replicas: this.replicas,
           storage: this.storage,
@@ -371,11 +538,32 @@ export class ClusterConnection {
           if (!/not found/i.test(String((err as Error).message))) throw err;
           return await this.jsm.streams.add(want);
         }
-      });
+      }));
       this.streams.set(config.name, p);
       p.catch(() => this.streams.delete(config.name));
     }
     return p;
+  }
+
+  /** A permission refused while creating (or changing) `name`: says who can create it. */
+  private mayNotCreate<T>(name: string, p: Promise<T>): Promise<T> {
+    return p.catch((err: ClusterError) => {
+      if (err?.code !== 'ERR_CLUSTER_AUTH') throw err;
+      throw new ClusterError('ERR_CLUSTER_AUTH', `${err.message}. This user may not create or change ${name}: a user who may (an administrator) creates a project's streams, buckets and stores once with \`ringpipe cluster init --project ${this.names.project}\` (docs/cluster.md, Security model)`, { server: err.server ?? this.server(), subject: name, cause: err.cause });
+    });
+  }
+
+  /** Whether stream `name` exists. */
+  streamExists(name: string): Promise<boolean> {
+    return this.retry('cannot look up a stream', name, async () => {
+      try {
+        await this.jsm.streams.info(name);
+        return true;
+      } catch (err) {
+        if (/not found/i.test(String((err as Error).message))) return false;
+        throw err;
+      }
+    });
   }
 
   /** A KV bucket of this project (`rp_<project>_<kind>`), created when missing. */
@@ -385,9 +573,9 @@ export class ClusterConnection {
     if (!p) {
       this.kvm ??= new Kvm(this.js);
       const kvm = this.kvm;
-      p = this.retry(`cannot open KV bucket ${name}`, name, () =>
+      p = this.mayNotCreate(name, this.retry(`cannot open KV bucket ${name}`, name, () =>
         kvm.create(name, { replicas: this.replicas, storage: this.storage, ...options }),
-      );
+      ));
       this.buckets.set(name, p);
       p.catch(() => this.buckets.delete(name));
     }
@@ -437,20 +625,36 @@ export class ClusterConnection {
     if (!p) {
       this.objm ??= new Objm(this.js);
       const objm = this.objm;
-      p = this.retry(`cannot open object store ${name}`, name, () =>
+      p = this.mayNotCreate(name, this.retry(`cannot open object store ${name}`, name, () =>
         objm.create(name, { replicas: this.replicas, storage: this.storage, ...options }),
-      );
+      ));
       this.stores.set(name, p);
       p.catch(() => this.stores.delete(name));
     }
     return p;
   }
 
-  /** Flushes and closes the connection. */
+  /** Flushes and closes the connection (without a server: closes at once, nothing can be flushed). */
   async close(): Promise<void> {
+    clearTimeout(this.giveUp);
     if (this.nc.isClosed()) return;
-    await this.nc.drain().catch(() => this.nc.close().catch(() => undefined));
+    if (!this.down) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([this.nc.drain().catch(() => undefined), new Promise((r) => (timer = setTimeout(r, this.timeout)))]);
+      clearTimeout(timer);
+    }
+    await this.nc.close().catch(() => undefined);
   }
+}
+
+/** What is missing when `options` carry no usable credentials (fields, or user info in a URL); undefined when some were given. */
+function missingCredentials(options: ClusterOptions): string | undefined {
+  const p = parseServers(options.servers);
+  const user = options.user ?? p.user, password = options.password ?? p.password;
+  if (options.token || p.token || options.nkeySeed || options.nkeyFile || options.credsFile || (user && password)) return undefined;
+  if (user) return `user '${user}' was given without a password (--password-file FILE or $NATS_PASSWORD; option password)`;
+  if (password) return 'a password was given without a user (--user NAME; option user)';
+  return 'none were given (--user with --password-file or $NATS_PASSWORD, --token-file or $NATS_TOKEN, --nkey, --creds; options user and password, token, nkeyFile, credsFile)';
 }
 
 /** Options or an open connection: functions that take either open (and later close) their own. */

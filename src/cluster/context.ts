@@ -39,6 +39,11 @@ export interface WorkContext {
   readonly cluster: ClusterConnection;
   /** The agent's root directory (the project checkout relative paths refer to). */
   readonly root: string;
+  /**
+   * Directories the agent takes code from (real paths): its root, then its allowed roots. Code an
+   * item names elsewhere is refused (`ERR_WORK_REFUSED`).
+   */
+  readonly roots: readonly string[];
   /** Streams progress to the submitter (e.g. one epoch's metrics). JSON values. */
   report(data: unknown): Promise<void>;
   /** The item's checkpoint in the object store: the last one saved by any attempt. */
@@ -63,6 +68,7 @@ export interface ItemInfo {
   gpus: number[];
   env: Record<string, string>;
   root: string;
+  roots: string[];
 }
 
 /** A checkpoint as stored: packed bytes and what was said about them. */

@@ -9,6 +9,7 @@ import { RingpipeError } from '../errors.js';
  * | --- | --- |
  * | `ERR_CLUSTER_OPTIONS` | invalid connection or namespace options |
  * | `ERR_CLUSTER_CONNECT` | no server could be reached |
+ * | `ERR_CLUSTER_UNREACHABLE` | the connection was lost and no server came back within `unreachableTimeout` (`--unreachable-timeout`) |
  * | `ERR_CLUSTER_AUTH` | the server refused the credentials, or a permission is missing |
  * | `ERR_CLUSTER_TIMEOUT` | the server did not answer in time |
  * | `ERR_CLUSTER_JETSTREAM` | JetStream refused a request (missing stream, limits, not enabled, ...) |
@@ -18,6 +19,7 @@ import { RingpipeError } from '../errors.js';
  * | `ERR_LINK_RESTARTED` | a link's writer started over while its reader was reading |
  * | `ERR_LINK_TIMEOUT` | a link reader waited longer than its timeout for the next record |
  * | `ERR_WORK_INVALID` | a work item cannot be published or run (bad spec, unknown code, too large) |
+ * | `ERR_WORK_REFUSED` | an agent refused an item's code or files: a URL other than file:, a built-in module, or a path outside its root and allowed roots (symlinks resolved) |
  * | `ERR_WORK_TIMEOUT` | a job did not finish within its timeout; an item ran past its `timeout`, or did not start within the agent's `startLimit` (then it was stopped, or killed) |
  * | `ERR_WORK_CRASHED` | an item's process ended without a result (it exited, or was killed by a signal) |
  * | `ERR_REMOTE_CACHE` | the shared cache holds a damaged artifact |

@@ -135,26 +135,14 @@ function plan(jobs: Map<string, JobRecord>, results: Map<string, WorkResult>, in
   return { collected, kept, items: new Set(drop.filter((id) => !keep.has(id))) };
 }
 
-async function exists(conn: ClusterConnection, stream: string): Promise<boolean> {
-  return conn.retry('cannot look up a stream', stream, async () => {
-    try {
-      await conn.jsm.streams.info(stream);
-      return true;
-    } catch (err) {
-      if (/not found/i.test(String((err as Error).message))) return false;
-      throw err;
-    }
-  });
-}
-
 /** An object store of the project, if it exists (gc creates nothing). */
 async function existingStore(conn: ClusterConnection, kind: string): Promise<ObjectStore | undefined> {
-  return (await exists(conn, `OBJ_${conn.names.bucket(kind)}`)) ? conn.objectStore(kind) : undefined;
+  return (await conn.streamExists(`OBJ_${conn.names.bucket(kind)}`)) ? conn.objectStore(kind) : undefined;
 }
 
 /** Removes shared-cache artifacts indexed before `before` (index entry first: readers look only at the index). */
 async function collectArtifacts(conn: ClusterConnection, before: number, dryRun: boolean): Promise<ClusterGcReport['artifacts']> {
-  if (!(await exists(conn, `KV_${conn.names.bucket('cache')}`))) return [];
+  if (!(await conn.streamExists(`KV_${conn.names.bucket('cache')}`))) return [];
   const [index, objects] = await Promise.all([conn.kv('cache', { history: 1 }), existingStore(conn, 'artifacts')]);
   const out: ClusterGcReport['artifacts'] = [];
   for (const [key, e] of await values<RemoteEntry>(conn, 'cache', index)) {

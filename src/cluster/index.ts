@@ -2,12 +2,13 @@
 // agents (distributed sweeps and preprocessing), a shared artifact cache, cluster status.
 export { ClusterError, ClusterRunError, LinkError, WorkError } from './errors.js';
 export {
-  ClusterConnection, Namespace, Redactor, checkName, clientOptions, clusterError, isTransient, parseServers, redactUrl, retrying, useConnection,
-  type ClusterOptions, type ClusterTarget, type ClusterTlsOptions,
+  ClusterConnection, DEFAULT_UNREACHABLE_TIMEOUT, Namespace, Redactor, checkName, clientOptions, clusterError, connectionLogger, describeConnectionEvent,
+  isTransient, parseServers, redactUrl, retrying, useConnection,
+  type ClusterOptions, type ClusterTarget, type ClusterTlsOptions, type ConnectionEvent,
 } from './connect.js';
 export { crc32, decodeRecord, encodeRecord, packValue, unpackValue, type EncodedRecord } from './frame.js';
 export {
-  LinkReader, LinkWriter, JetStreamSinkSegment, jetstreamSink, jetstreamSource, jetstreamSourceRecords,
+  LinkReader, LinkWriter, JetStreamSinkSegment, createLinkStream, jetstreamSink, jetstreamSource, jetstreamSourceRecords,
   type JetStreamLinkOptions, type LinkOptions, type LinkSummary,
 } from './link.js';
 export {
@@ -15,6 +16,7 @@ export {
   type AgentInfo, type ItemState, type JobRecord, type SubmitOptions, type WorkEvent, type WorkMessage, type WorkQueueOptions, type WorkResult, type WorkSpec,
 } from './work.js';
 export { registerWorkType, workTypes, type WorkTypeCode } from './registry.js';
+export { codeRoots, trustedModule, trustedPath } from './trust.js';
 export { runPipelineWork, type PipelineWork, type PipelineWorkEvent, type PipelineWorkResult, type PipelineWorkStage } from './builtins.js';
 export {
   Agent, resolveWork, runAgent,
@@ -23,9 +25,10 @@ export {
 export { clusterStatus, type ClusterStatus, type JobStatus } from './status.js';
 export { collectClusterGarbage, parseDuration, type ClusterGcOptions, type ClusterGcReport, type CollectedJob } from './gc.js';
 export {
-  agentCommand, clusterGcCommand, clusterStatusCommand, connectionFromFlags, parseGpus, registerClusterCommands,
-  type AgentFlags, type ClusterGcFlags, type ConnectionFlags,
+  agentCommand, clusterGcCommand, clusterInitCommand, clusterStatusCommand, connectionFromFlags, parseGpus, registerClusterCommands,
+  type AgentFlags, type ClusterGcFlags, type ClusterInitFlags, type ConnectionFlags,
 } from './cli.js';
+export { initProject, type ProjectInitOptions, type ProjectInitReport } from './init.js';
 export { SharedArtifactStore, sharedCache, type RemoteEntry, type SharedCacheOptions } from './cache.js';
 export { runPipelineOnCluster, type ClusterRunOptions, type PipelineClusterOptions } from './remote-pipeline.js';
 export { sweepClusterPath, type SweepClusterOptions } from './remote-sweep.js';

@@ -106,6 +106,11 @@ async function ensureLinkStream(conn: ClusterConnection, names: LinkNames, optio
   }, { update });
 }
 
+/** Creates a link's stream (nothing when it exists), e.g. ahead of agents that may not create streams (`ringpipe cluster init --link`). */
+export async function createLinkStream(conn: ClusterConnection, link: string, options: Pick<LinkOptions, 'maxBytes'> = {}): Promise<void> {
+  await ensureLinkStream(conn, linkNames(conn, link), { link, ...options }, false);
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const DEFAULT_WINDOW = 64 << 20;
 const DEFAULT_TIMEOUT = 300_000;

@@ -17,7 +17,7 @@ import type { JsonPipeline } from '../config/pipeline.js';
 import { isStage, type Plan, type PlanNode } from '../config/plan.js';
 import type { PipelineWork, PipelineWorkEvent, PipelineWorkResult, PipelineWorkStage } from './builtins.js';
 import { SharedArtifactStore } from './cache.js';
-import { ClusterConnection, type ClusterOptions } from './connect.js';
+import { ClusterConnection, connectionLogger, type ClusterOptions } from './connect.js';
 import { ClusterError, ClusterRunError } from './errors.js';
 import { portablePath, submitJob, type WorkEvent, type WorkQueueOptions, type WorkResult, type WorkSpec } from './work.js';
 
@@ -71,6 +71,8 @@ export async function runPipelineOnCluster(pipeline: JsonPipeline, options: Clus
   const stages = plan.nodes.filter(isStage);
   const emit = options.onEvent ?? (() => undefined);
   const conn = await ClusterConnection.open({ name: 'ringpipe-run', ...cluster });
+  // A lost server is said at once, as the run's warnings (the CLI prints them), not waited out silently.
+  conn.onConnection(connectionLogger((message) => emit({ type: 'warning', message })));
   const store = options.store instanceof SharedArtifactStore
     ? options.store
     : await SharedArtifactStore.open(conn, { local: options.store instanceof FsArtifactStore ? options.store : (options.cacheDir ?? defaultCacheDir(plan)) }).catch(async (err) => {

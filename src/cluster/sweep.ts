@@ -25,8 +25,10 @@ import type { DataPath, Wave, WaveEvents, WaveTrial } from '../sweep/sweep.js';
 import type { TrainerResume, TrainerState } from '../train/checkpoint.js';
 import type { EpochDecision, EpochReport, TrainerOptions, TrainerReady, TrainerResult } from '../train/trainer.js';
 import type { WorkContext } from './agent.js';
-import { ClusterConnection, type ClusterOptions } from './connect.js';
+import { ClusterConnection, connectionLogger, type ClusterOptions } from './connect.js';
 import { WorkError } from './errors.js';
+import { importWork, locateWork } from './resolve.js';
+import { trustedModule } from './trust.js';
 import { portablePath, submitJob, type WorkEvent, type WorkQueueOptions, type WorkSpec } from './work.js';
 
 /** Options of {@link clusterDataPath}. */
@@ -97,17 +99,24 @@ type ProgressData =
 
 const portable = portablePath;
 
-function local(path: string, root: string): string {
-  return path.startsWith('./') || path.startsWith('../') ? resolve(root, path) : path;
-}
-
-function mapModules(t: TrainerOptions, f: (p: string) => string): TrainerOptions {
-  const out: TrainerOptions = { ...t, module: f(t.module) };
+function mapModules(t: TrainerOptions, f: (p: string, field: string) => string): TrainerOptions {
+  const out: TrainerOptions = { ...t, module: f(t.module, 'module') };
   for (const k of ['validation', 'test'] as const) {
     const src = t[k];
-    if (src && typeof src === 'object' && 'module' in src && typeof src.module === 'string') out[k] = { ...src, module: f(src.module) };
+    if (src && typeof src === 'object' && 'module' in src && typeof src.module === 'string') out[k] = { ...src, module: f(src.module, `${k}.module`) };
   }
   return out;
+}
+
+/**
+ * A trial's trainer options as an agent runs them: every module checked to lie under the agent's
+ * roots and named by its real path (so the trainer imports what was checked); the directories the
+ * trainer writes to and resumes from are the agent's to choose, never the item's.
+ */
+function agentTrainer(t: TrainerOptions, trialId: string, roots: readonly string[]): TrainerOptions {
+  if (!t || typeof t.module !== 'string') throw new WorkError('ERR_WORK_INVALID', `trial ${trialId}: the trainer needs a module`);
+  const { save: _s, checkpoint: _c, resume: _r, ...rest } = t;
+  return mapModules(rest, (p, field) => trustedModule(p, roots, `trial ${trialId}: trainer ${field} ${p.length > 60 ? `${p.slice(0, 60)}…` : p}`));
 }
 
 const MODEL_FILES = ['model.json', 'weights.bin'];
@@ -131,6 +140,7 @@ export function clusterDataPath(options: ClusterSweepOptions): DataPath {
 
 async function runWaveOnCluster(options: ClusterSweepOptions, build: string, root: string, per: number, wave: Wave, events: WaveEvents): Promise<TrainerResult[]> {
   const conn = await ClusterConnection.open({ name: 'ringpipe-sweep', ...options });
+  conn.onConnection(connectionLogger((line) => events.log(line)));
   let sub: Subscription | undefined;
   try {
     const name = options.name ?? 'sweep';
@@ -280,17 +290,16 @@ type Build = (graph: Parameters<EngineDataPathOptions['build']>[0], wave: Wave, 
 
 /** Runs the trials of a `ringpipe:sweep-trials` item on this agent (see the module comment). */
 export async function runSweepItem(payload: SweepItemPayload, ctx: WorkContext): Promise<SweepItemResult> {
-  const [{ engineDataPath }, { trainerEnv }, { resolveWork }] = await Promise.all([
-    import('../sweep/engine-data-path.js'),
-    import('../train/gpu.js'),
-    import('./agent.js'),
-  ]);
-  const build = (await resolveWork(payload.build, ctx.root)) as unknown as Build;
+  // Every module the item names is checked before any of them is imported.
+  const trials = (payload.trials ?? []).map((t) => ({ ...t, trainer: agentTrainer(t.trainer, t.trial?.id, ctx.roots) }));
+  const buildCode = locateWork(payload.build, ctx.roots);
+  const [{ engineDataPath }, { trainerEnv }] = await Promise.all([import('../sweep/engine-data-path.js'), import('../train/gpu.js')]);
+  const build = (buildCode.kind === 'inline' ? await buildCode.load() : await importWork(buildCode.url, buildCode.export, buildCode.module)) as unknown as Build;
   await removeStaleModelDirs();
   // Saved models, trainers' checkpoints and checkpoints to resume from, removed when the item ends.
   const scratch = await mkdtemp(join(tmpdir(), `ringpipe-models-${process.pid}-`));
   try {
-    return await runTrials(payload, ctx, build, scratch, engineDataPath, trainerEnv);
+    return await runTrials({ ...payload, trials }, ctx, build, scratch, engineDataPath, trainerEnv);
   } finally {
     await rm(scratch, { recursive: true, force: true });
   }
@@ -389,7 +398,7 @@ async function runTrials(
       slot: { index: i, gpu },
       env: trainerEnv(gpu),
       trainer: {
-        ...mapModules(t.trainer, (p) => local(p, ctx.root)),
+        ...t.trainer,
         ...(t.saveModel ? { save: join(scratch, t.trial.id) } : {}),
         ...(payload.checkpoints === false ? {} : { checkpoint: join(scratch, 'checkpoints', t.trial.id) }),
         ...(resume ? { resume } : {}),

@@ -456,6 +456,10 @@ export class Job {
     const onAbort = () => fail(new ClusterError('ERR_CANCELLED', `waiting for job '${this.record.name}' was cancelled (its items go on running)`));
     options.signal?.addEventListener('abort', onAbort, { once: true });
     if (options.signal?.aborted) onAbort();
+    // The servers stayed unreachable past the connection's bound: say so rather than wait silently.
+    const onLost = () => fail(conn.lost.reason);
+    conn.lost.addEventListener('abort', onLost, { once: true });
+    if (conn.lost.aborted) onLost();
     if (options.timeout !== undefined) {
       timer = setTimeout(() => {
         const missing = this.items.filter((_, i) => !results[i]).map((i) => i.label);
@@ -468,6 +472,7 @@ export class Job {
     } finally {
       clearTimeout(timer);
       options.signal?.removeEventListener('abort', onAbort);
+      conn.lost.removeEventListener('abort', onLost);
       for (const s of stops) s();
     }
   }

@@ -59,3 +59,18 @@ export async function gpuProbe(p: { ms: number; i: number }, ctx: WorkContext) {
   await new Promise((r) => setTimeout(r, p.ms));
   return { i: p.i, gpus: ctx.gpus, cuda: ctx.env.CUDA_VISIBLE_DEVICES, agent: ctx.agent };
 }
+
+/** Logs each start (`<agent> <attempt>` in `<log>/<item id>.log`), waits `ms` without touching the cluster, returns. */
+export async function napLog(p: { ms: number; i: number; log: string }, ctx: WorkContext) {
+  appendFileSync(join(p.log, `${ctx.id}.log`), `${ctx.agent} ${ctx.attempt}\n`);
+  await nap(p, ctx);
+  return { i: p.i, agent: ctx.agent };
+}
+
+/** Touches what a sweep trial's item does besides results: a model upload and an early-stopping question to the submitter. */
+export async function probe(p: { subject: string }, ctx: WorkContext) {
+  const models = await ctx.cluster.objectStore('models');
+  await models.putBlob({ name: `${ctx.id}/model.json` }, new TextEncoder().encode('{}'));
+  const answer = await ctx.cluster.nc.request(p.subject, JSON.stringify({ from: ctx.agent }), { timeout: 10_000 });
+  return { answer: answer.string() };
+}

@@ -6,10 +6,10 @@
 // nats-server must be installed: ensureServer() finds it or installs it (apt-get, as root) and
 // otherwise throws with the reason, so the tests that need it FAIL instead of being skipped.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, copyFileSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { ensureNatsServer } from '../../scripts/nats-server.mjs';
@@ -62,6 +62,12 @@ export interface ServerOptions {
   maxFileStore?: number;
   /** TLS: the server's certificate and key (PEM files); with `caFile` and `verify`, client certificates are required. */
   tls?: { certFile: string; keyFile: string; caFile?: string; verify?: boolean };
+  /** Configuration files copied (unchanged) beside the server's own and included by it, e.g. accounts. */
+  include?: string[];
+  /** Environment of the server process (variables its configuration refers to). */
+  env?: Record<string, string>;
+  /** Credentials the readiness check connects with, when `include`d accounts require them. */
+  login?: { user: string; password: string };
 }
 
 /** One running (or stopped) nats-server. */
@@ -117,6 +123,7 @@ function configText(o: {
   const a = o.opts.auth;
   if (a && 'token' in a) lines.push(`authorization { token: ${JSON.stringify(a.token)} }`);
   else if (a) lines.push(`authorization { user: ${JSON.stringify(a.user)}, password: ${JSON.stringify(a.password)} }`);
+  for (const f of o.opts.include ?? []) lines.push(`include ./${basename(f)}`);
   if (o.cluster) {
     const routes = o.cluster.routes.map((p) => `"nats-route://127.0.0.1:${p}"`).join(', ');
     lines.push(`cluster { name: ${JSON.stringify(o.cluster.name)}, listen: "127.0.0.1:${o.cluster.port}", routes: [${routes}] }`);
@@ -128,6 +135,7 @@ function makeServer(name: string, port: number, dir: string, config: string, opt
   const confFile = join(dir, 'server.conf');
   const logFile = join(dir, 'server.log');
   writeFileSync(confFile, config);
+  for (const f of opts.include ?? []) copyFileSync(f, join(dir, basename(f)));
   let proc: ChildProcess | undefined;
   const log = () => {
     try {
@@ -148,7 +156,7 @@ function makeServer(name: string, port: number, dir: string, config: string, opt
     async start() {
       const fd = openSync(logFile, 'a');
       try {
-        proc = spawn(ensureServer(), ['-c', confFile], { stdio: ['ignore', fd, fd] });
+        proc = spawn(ensureServer(), ['-c', confFile], { stdio: ['ignore', fd, fd], env: { ...process.env, ...opts.env } });
       } finally {
         closeSync(fd);
       }
@@ -182,7 +190,6 @@ function makeServer(name: string, port: number, dir: string, config: string, opt
       await server.start();
     },
   };
-  void opts;
   return server;
 }
 
@@ -199,7 +206,7 @@ export async function startServer(opts: ServerOptions = {}): Promise<TestServer>
     const s = makeServer(name, port, dir, configText({ name, port, dir, opts }), opts);
     try {
       await s.start();
-      await waitForJetStream(s.url, opts.auth, 20_000, opts.tls);
+      await waitForJetStream(s.url, opts.auth ?? opts.login, 20_000, opts.tls);
       return s;
     } catch (err) {
       await s.kill();
