@@ -54,7 +54,7 @@ describe('an agent runs code only from under its root', () => {
   it('refuses every other form of run, pipeline file, stage module, cache directory and sweep module, saying why; none of that code runs', async () => {
     const project = 'trust';
     const agent = spawnAgent('trust-a', agentArgs(project));
-    const cases: { spec: WorkSpec; why?: RegExp }[] = [
+    const cases: { spec: WorkSpec; why?: RegExp; code?: string }[] = [
       { spec: { run: './work.mjs#mark', payload: mark('ok') } },
       { spec: { run: `${dataUrl}#mark`, payload: mark('data') }, why: /'data:' URL/ },
       { spec: { run: 'http://127.0.0.1:9/evil.mjs#mark', payload: mark('http') }, why: /'http:' URL/ },
@@ -67,7 +67,8 @@ describe('an agent runs code only from under its root', () => {
       { spec: { run: 'ringpipe:pipeline', payload: { file: join(outside, 'pipeline.json') } }, why: /pipeline file: .* lies outside/ },
       { spec: { run: 'ringpipe:pipeline', payload: { file: `../${basename(outside)}/pipeline.json` } }, why: /pipeline file: .* lies outside/ },
       { spec: { run: 'ringpipe:pipeline', payload: { file: './linkdir/pipeline.json' } }, why: /pipeline file: .* resolves to .* outside/ },
-      { spec: { run: 'ringpipe:pipeline', payload: { file: './pipeline.json', set: [`numbers.run=${join(outside, 'evil.mjs')}#count`] } }, why: /stage 'numbers': .*evil\.mjs.* lies outside/ },
+      // Refused when the pipeline loads, by the project-folder rule, before the agent's own check.
+      { spec: { run: 'ringpipe:pipeline', payload: { file: './pipeline.json', set: [`numbers.run=${join(outside, 'evil.mjs')}#count`] } }, why: /'numbers', field 'run': .*evil\.mjs.* leads outside the project folder/, code: 'ERR_CONFIG' },
       { spec: { run: 'ringpipe:pipeline', payload: { file: './pipeline.json', cacheDir: join(outside, 'cache') } }, why: /cache directory: .* lies outside/ },
       { spec: { run: 'ringpipe:sweep-trials', payload: sweepItem(`${join(outside, 'evil.mjs')}#build`, './work.mjs') }, why: /lies outside/ },
       { spec: { run: 'ringpipe:sweep-trials', payload: sweepItem('./work.mjs#build', `${dataUrl}`) }, why: /trainer module .*'data:' URL/ },
@@ -79,7 +80,7 @@ describe('an agent runs code only from under its root', () => {
       if (!c.why) continue;
       const r = results[i]!;
       expect(r.status, `${c.spec.run}: ${summary(r)}`).toBe('failed');
-      expect(r.error?.code, `${c.spec.run}: ${summary(r)}`).toBe('ERR_WORK_REFUSED');
+      expect(r.error?.code, `${c.spec.run}: ${summary(r)}`).toBe(c.code ?? 'ERR_WORK_REFUSED');
       expect(r.error?.message, c.spec.run).toMatch(c.why);
     }
     // The agent names its root in what it refuses.

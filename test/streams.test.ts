@@ -35,10 +35,14 @@ describe('Source.from', () => {
   });
 
   it('a Readable that errors fails the run naming the source; one that ends early ends the stream', async () => {
-    const broken = new Readable({ objectMode: true, read() {} });
-    broken.push(1);
-    setTimeout(() => broken.destroy(new Error('disk gone')), 50);
+    let reads = 0;
+    const broken = new Readable({ objectMode: true, read() { if (++reads === 3) this.destroy(new Error('disk gone')); else this.push(reads); } });
     await expect(collect(Source.from(broken, { name: 'disk' }))).rejects.toMatchObject({ code: 'ERR_SEGMENT_FAILED', segment: 'disk', message: expect.stringMatching(/disk gone/) });
+    // One that fails before the run reads it: the error waits for the run, no uncaught 'error'.
+    const early = new Readable({ objectMode: true, read() {} });
+    const source = Source.from(early, { name: 'early' });
+    early.destroy(new Error('gone before the start'));
+    await expect(collect(source)).rejects.toMatchObject({ segment: 'early', message: expect.stringMatching(/gone before the start/) });
     const short = new Readable({ objectMode: true, read() {} });
     short.push(3);
     short.push(null);
@@ -92,6 +96,7 @@ describe('writableSource', () => {
 
     const b = writableSource({ name: 'upload' });
     const failing = new Pipeline().add(b.source).add(new Sink(Collect)).run();
+    b.writable.on('error', () => {});  // destroy(err) emits it, as any Writable does
     b.writable.write(1);
     b.writable.destroy(new Error('client went away'));
     await expect(failing).rejects.toMatchObject({ code: 'ERR_SEGMENT_FAILED', segment: 'upload', message: expect.stringMatching(/client went away/) });

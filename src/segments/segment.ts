@@ -122,6 +122,10 @@ export class Source<O = unknown> extends Segment<O> {
     if (input === null || typeof input !== 'object' || (typeof (input as Iterable<T>)[Symbol.iterator] !== 'function' && typeof (input as AsyncIterable<T>)[Symbol.asyncIterator] !== 'function')) {
       throw new InvalidArgumentError(`Source.from: expected an iterable, an async iterable, a Readable or a ReadableStream, got ${input === null ? 'null' : typeof input}`);
     }
+    // A stream that fails before the run reads it (the run starts once every stage is ready) must
+    // not crash the process with an unheard 'error': it keeps the error, and reading it rejects.
+    const emitter = input as { on?: (event: string, listener: () => void) => unknown };
+    if (typeof emitter.on === 'function') emitter.on('error', () => {});
     const read = async function* (_options: unknown, ctx: SegmentContext) {
       const it = (Symbol.asyncIterator in input ? (input as AsyncIterable<T>)[Symbol.asyncIterator]() : (input as Iterable<T>)[Symbol.iterator]()) as AsyncIterator<T> | Iterator<T>;
       // A run that stops while the input is quiet must not leave this waiting for it.
