@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { centerCropBox, planResizeExtract, randomResizedCropBox } from '../src/image/crop.js';
 import { augmentation, resolveSpec } from '../src/image/decode.js';
 import { channelLuts, writeTensor } from '../src/image/normalize.js';
-import { hashInts, mix32, permutation, Rng } from '../src/image/random.js';
+import { hashInts, mix32, permutation, Rng } from '../src/util/random.js';
 
 // Regression pins: a change here changes every shuffle and augmentation of existing pipelines.
 const PINNED_U32 = [2195234337, 2997827129, 3303489978];

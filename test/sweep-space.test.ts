@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { permutation, seededRng } from '../src/sweep/random.js';
+import { permutation, seededRng } from '../src/util/random.js';
 import { canonicalParams, gridSearch, makeTrials, randomSearch, trialId, waves } from '../src/sweep/space.js';
 
 describe('search spaces', () => {

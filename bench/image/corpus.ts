@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
-import { Rng } from '../../src/image/random.js';
+import { Rng } from '../../src/util/random.js';
 
 const CORPUS_VERSION = 1;
 const here = dirname(fileURLToPath(import.meta.url));

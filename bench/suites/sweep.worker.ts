@@ -2,7 +2,7 @@
 // processes; runs nothing at import).
 import type { Tensor } from '../../src/index.js';
 import { loadFashionMnist } from '../../src/data/fashion-mnist.js';
-import { permutation, seededRng } from '../../src/sweep/random.js';
+import { permutation, seededRng } from '../../src/util/random.js';
 import type { ModelFactoryContext, Params } from '../../src/train/trainer.js';
 
 export interface SweepBenchSource {
@@ -31,7 +31,7 @@ function generated(n: number, seed: number): { images: Uint8Array; labels: Uint8
 export async function* rawBatches(o: SweepBenchSource): AsyncGenerator<unknown> {
   const set = o.data ? await loadFashionMnist('train', { data: o.data, limit: o.samples }) : { ...generated(o.samples, o.seed), count: o.samples };
   for (let e = 1; e <= o.epochs; e++) {
-    const order = permutation(set.count, o.seed * 1000 + e);
+    const order = permutation(set.count, o.seed, e);
     for (let s = 0; s + o.batchSize <= set.count; s += o.batchSize) {
       const xs = new Uint8Array(o.batchSize * 784);
       const ys = new Uint8Array(o.batchSize);

@@ -4,7 +4,7 @@
 //   source (raw uint8 batches, shuffled per epoch) -> normalize (float32 / 255) -> trainers (broadcast)
 import type { SegmentContext, Tensor } from '../../src/index.js';
 import { loadFashionMnist } from '../../src/data/fashion-mnist.js';
-import { permutation } from '../../src/sweep/random.js';
+import { permutation } from '../../src/util/random.js';
 
 export interface BatchSourceOptions {
   /** Dataset directory (--data), or undefined to search the usual places. */
@@ -30,7 +30,7 @@ export async function* fashionMnistBatches(o: BatchSourceOptions): AsyncGenerato
   const set = await loadFashionMnist('train', { data: o.data, limit: o.train });
   const px = set.rows * set.cols;
   for (let e = 1; e <= o.epochs; e++) {
-    const order = permutation(set.count, o.seed * 1000 + e);
+    const order = permutation(set.count, o.seed, e);
     for (let s = 0; s + o.batchSize <= set.count; s += o.batchSize) {
       const xs = new Uint8Array(o.batchSize * px);
       const ys = new Uint8Array(o.batchSize);

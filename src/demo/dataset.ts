@@ -15,7 +15,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { InvalidArgumentError } from '../errors.js';
-import { Rng } from '../image/random.js';
+import { Rng } from '../util/random.js';
 
 /** Class names, in label order (also their sorted order, as `imageFolder` assigns labels). */
 export const DEMO_CLASSES = ['circle', 'square', 'stripes'] as const;

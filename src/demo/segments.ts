@@ -7,7 +7,7 @@
  */
 import type { Tensor } from '../codec/types.js';
 import { InvalidArgumentError } from '../errors.js';
-import { permutation } from '../image/random.js';
+import { permutation } from '../util/random.js';
 import { loadSplit, type DemoSetArgs } from './sets.js';
 
 /** Options of {@link demoBatches} (plain data: cloned into the worker). */

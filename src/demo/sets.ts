@@ -10,7 +10,7 @@
  * Imports no sharp and no tfjs: trainer processes load this module.
  */
 import { InvalidArgumentError } from '../errors.js';
-import { permutation } from '../image/random.js';
+import { permutation } from '../util/random.js';
 import { readManifest, readShard, type ShardManifest } from '../image/shards.js';
 import type { TensorPair } from '../train/records.js';
 

@@ -3,7 +3,7 @@
  * to turn "crop this box, resize it to W x H" into one sharp pipeline that keeps libvips
  * shrink-on-load.
  */
-import type { Rng } from './random.js';
+import type { Rng } from '../util/random.js';
 
 /** A rectangle in whole pixels of the (EXIF-oriented) source image. */
 export interface CropBox {

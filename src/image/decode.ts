@@ -15,7 +15,7 @@ import { ImageDecodeError } from './errors.js';
 import { jpegHeader } from './header.js';
 import type { ImageItem } from './folder.js';
 import { channelLuts, writeTensor, type ImageDType, type Layout, type Rgb } from './normalize.js';
-import { Rng, STREAM_AUGMENT } from './random.js';
+import { Rng, STREAM_AUGMENT } from '../util/random.js';
 
 /**
  * How the output window is chosen:

@@ -8,7 +8,7 @@ import { readdir, readlink, realpath, stat } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
 import { InvalidArgumentError } from '../errors.js';
 import { readLabelList, type LabelEntry } from './labels.js';
-import { permutation } from './random.js';
+import { permutation } from '../util/random.js';
 
 /** Extensions listed by default (compared case-insensitively). */
 export const DEFAULT_EXTENSIONS: readonly string[] = ['.jpg', '.jpeg', '.png', '.webp', '.tif', '.tiff', '.gif', '.avif'];

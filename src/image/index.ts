@@ -46,7 +46,7 @@ export { allocBatch, batchSlot, stackBatch, hwcToChw, chwToHwc, type BatchLayout
 export { findJemalloc, allocatorEnv, jemallocCandidates, type Allocator } from './allocator.js';
 export { threadPlan, threadEnv, applyThreadPlan, type ThreadPlan, type ThreadPlanOptions, type AppliedThreads } from './threads.js';
 export { ShardWriter, readManifest, readShard, ShardFormatError, SHARD_FORMAT, SHARD_VERSION, type ShardManifest, type ShardEntry, type ShardWriterOptions, type LoadedShard, type SampleBlock } from './shards.js';
-export { Rng, permutation, hashInts, mix32 } from './random.js';
+export { Rng, permutation, hashInts, mix32 } from '../util/random.js';
 export { ImageDecodeError } from './errors.js';
 export { jpegHeader, type ImageHeader } from './header.js';
 export { ImagePreprocessor, ShardWriterSink, DigestSink, type SampleDigest, type DigestReport, type SampleMeta, type ImagePreprocessorOptions, type ImagePreprocessorReport, type ShardSinkOptions } from './segments.js';

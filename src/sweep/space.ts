@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { configure } from 'safe-stable-stringify';
 import { InvalidArgumentError } from '../errors.js';
-import { seededRng, type Rng } from './random.js';
+import { seededRng, type Uniform } from '../util/random.js';
 
 /** Trial parameters: JSON values. */
 export type Params = Record<string, unknown>;
@@ -122,7 +122,7 @@ export function randomSearch(options: RandomSearchOptions, fixed: Params = {}): 
   return makeTrials(out, fixed);
 }
 
-function sampler(key: string, d: Distribution | { value: unknown }): (rng: Rng) => unknown {
+function sampler(key: string, d: Distribution | { value: unknown }): (rng: Uniform) => unknown {
   const bad = (why: string) => new InvalidArgumentError(`random.space.${key}: ${why}`);
   if (!d || typeof d !== 'object') throw bad('expected { choice }, { uniform }, { loguniform }, { int } or { value }');
   const range = (r: unknown): [number, number] => {

@@ -14,7 +14,7 @@
  *   epoch and the feed closes each pass with a marker.
  */
 import { InvalidArgumentError } from '../errors.js';
-import { seededRng, shuffleInPlace, type Rng } from '../sweep/random.js';
+import { seededRng, shuffleInPlace, type Uniform } from '../util/random.js';
 import { TrainerError } from './errors.js';
 import { epochEnd, isEpochEnd, isTensorRecord, type Batch, type EpochEnd, type TensorGroup, type TensorRecord, type TypedArray } from './records.js';
 
@@ -143,7 +143,7 @@ function checkFeedOptions(o: FeedOptions): FeedOptions {
   return o;
 }
 
-function epochRng(seed: number, epoch: number): Rng {
+function epochRng(seed: number, epoch: number): Uniform {
   return seededRng((seed ^ Math.imul(epoch, 0x9e3779b1)) >>> 0);
 }
 
@@ -156,7 +156,7 @@ class ShuffleBuffer<T> {
   private items: T[] = [];
   constructor(
     private readonly size: number,
-    private readonly rng: Rng,
+    private readonly rng: Uniform,
   ) {}
 
   *push(record: T): Generator<T> {

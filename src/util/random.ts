@@ -1,10 +1,13 @@
 /**
- * Seeded, platform-independent randomness for datasets and augmentations.
+ * Seeded, platform-independent randomness, the one home for it: a keyed generator (`Rng`, sfc32
+ * seeded through `hashInts`) for datasets and augmentations, and a sequential one (`seededRng`,
+ * mulberry32) for searches and shuffle buffers.
  *
- * Everything random in `src/image` derives from integers only (a seed, an epoch, a sample index),
+ * Everything random in ringpipe derives from integers only (a seed, an epoch, a sample index),
  * never from `Math.random()` or from scheduling, so that a pipeline gives byte-identical output
  * whatever its number of replicas or the order in which they run.
  */
+import { InvalidArgumentError } from '../errors.js';
 
 const M32 = 0x1_0000_0000;
 
@@ -103,4 +106,31 @@ export function permutation(n: number, seed: number, epoch = 0): Uint32Array {
     p[j] = t;
   }
   return p;
+}
+
+/** A function returning uniform numbers in [0, 1). */
+export type Uniform = () => number;
+
+/** A sequential mulberry32 generator for a 32-bit seed: the same seed gives the same sequence everywhere. */
+export function seededRng(seed: number): Uniform {
+  if (!Number.isInteger(seed)) throw new InvalidArgumentError(`seed must be an integer, got ${seed}`);
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Shuffles `items` in place (Fisher-Yates) with `next` and returns it. */
+export function shuffleInPlace<T>(items: T[] | Uint32Array | Int32Array, next: Uniform): typeof items {
+  for (let i = items.length - 1; i > 0; i--) {
+    const j = Math.floor(next() * (i + 1));
+    const t = items[i]!;
+    items[i] = items[j]!;
+    items[j] = t;
+  }
+  return items;
 }
