@@ -157,14 +157,11 @@ void CropDecoder::resample(const CropRequest& req, const CropResult& res, double
   const int c0 = h_.first[0], c1 = h_.first[ow - 1] + h_.count[ow - 1];
   const int len = (c1 - c0) * comps;
   const size_t stride = size_t(res.width) * comps;
-  acc_.resize(len);
-  vrow_.resize(len);
+  vrow_.resize(size_t(len) + 64);  // the horizontal pass reads past the last tap (zero weights)
   image_.resize(size_t(ow) * oh * 3);
   for (int y = 0; y < oh; ++y) {
-    vertical_row(rows_.data() + size_t(c0) * comps, stride, 0, v_, y, len, acc_.data(), vrow_.data());
-    uint8_t* out = image_.data() + size_t(y) * ow * 3;
-    if (comps == 3) horizontal_row<3>(vrow_.data(), c0, h_, ow, out);
-    else horizontal_row<1>(vrow_.data(), c0, h_, ow, out);
+    vertical_row(rows_.data() + size_t(c0) * comps, stride, v_, y, len, vrow_.data());
+    horizontal_row(vrow_.data(), comps, c0, h_, ow, image_.data() + size_t(y) * ow * 3);
   }
 }
 

@@ -96,7 +96,6 @@ class CropDecoder {
   ErrorManager err_;
   std::vector<uint8_t> rows_;      // the decoded region, row after row
   std::vector<JSAMPROW> row_ptrs_;
-  std::vector<int32_t> acc_;       // the vertical pass's accumulators (one row)
   std::vector<uint8_t> vrow_;      // one row after the vertical pass
   std::vector<uint8_t> image_;     // the output, RGB
   Axis h_, v_;
