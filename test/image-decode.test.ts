@@ -193,13 +193,17 @@ describe('preprocess: every input kind gives 3-channel 8-bit sRGB', () => {
     expect(pixel(s, 56, 24)[2]).toBeGreaterThan(240);
   });
 
-  it('reading the file (sync or async) or letting libvips open it gives identical tensors', async () => {
+  it('reading the file (sync or async) or letting libvips open it gives identical tensors, with either decoder', async () => {
     for (const name of ['noise.jpg', 'exif6.jpg', 'alpha.png', 'cmyk.jpg']) {
-      const spec: PreprocessSpec = { size: 24, crop: 'random', flip: true, ...imagenet };
-      const a = await preprocess(f(name), spec, undefined, { index: 1 });
-      for (const readFile of ['sync', 'async', true, false] as const) {
-        const b = await preprocess(f(name), { ...spec, readFile }, undefined, { index: 1 });
-        expect(Buffer.from(a.data.buffer).equals(Buffer.from(b.data.buffer)), `${name} readFile ${readFile}`).toBe(true);
+      for (const decoder of ['auto', 'sharp'] as const) {
+        const spec: PreprocessSpec = { size: 24, crop: 'random', flip: true, ...imagenet, decoder };
+        const a = await preprocess(f(name), spec, undefined, { index: 1 });
+        expect(a.decoder).toBe(decoder === 'auto' && name === 'noise.jpg' ? 'fused' : 'sharp');
+        for (const readFile of ['sync', 'async', true, false] as const) {
+          const b = await preprocess(f(name), { ...spec, readFile }, undefined, { index: 1 });
+          expect(b.decoder, `${name} readFile ${readFile}`).toBe(a.decoder);
+          expect(Buffer.from(a.data.buffer).equals(Buffer.from(b.data.buffer)), `${name} ${decoder} readFile ${readFile}`).toBe(true);
+        }
       }
     }
   });

@@ -55,6 +55,7 @@ export const imagePreprocess: LibraryStageImplementation = {
       failOn: { enum: ['none', 'truncated', 'error', 'warning'] },
       limitInputPixels: { type: 'integer', minimum: 1 },
       readFile: { enum: [true, false, 'sync', 'async'] },
+      decoder: { enum: ['auto', 'sharp'] },
     },
     additionalProperties: false,
   },
