@@ -7,6 +7,32 @@
 
 namespace ringpipe::jpeg {
 
+namespace {
+
+// Natural (row-major) position of each zigzag index: coef_bits is kept in zigzag order.
+constexpr int kZigzag[64] = {0,  1,  8,  16, 9,  2,  3,  10, 17, 24, 32, 25, 18, 11, 4,  5,  12, 19, 26, 33, 40, 48,
+                             41, 34, 27, 20, 13, 6,  7,  14, 21, 28, 35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23,
+                             30, 37, 44, 51, 58, 59, 52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63};
+
+// Whether libjpeg's IDCT of `size` x `size` output reads coefficient row (or column) `i`: the
+// reduced IDCTs (jidctred.c and their SIMD versions) read rows 0,1,3,5,7 (2x2), 0-3,5-7 (4x4).
+bool idct_reads(int size, int i) {
+  switch (size) {
+    case 1: return i == 0;
+    case 2: return i == 0 || (i & 1);
+    case 4: return i != 4;
+    default: return true;
+  }
+}
+
+#if JPEG_LIB_VERSION >= 70
+int scaled_size(const jpeg_component_info& c, bool vertical) { return vertical ? c.DCT_v_scaled_size : c.DCT_h_scaled_size; }
+#else
+int scaled_size(const jpeg_component_info& c, bool) { return c.DCT_scaled_size; }
+#endif
+
+}  // namespace
+
 void CropDecoder::on_error(j_common_ptr cinfo) {
   auto* e = reinterpret_cast<ErrorManager*>(cinfo->err);
   (*cinfo->err->format_message)(cinfo, e->message);
@@ -103,7 +129,17 @@ Status CropDecoder::run(const CropRequest& req, CropResult& res) {
   cinfo_.scale_denom = denom;
   cinfo_.dct_method = JDCT_ISLOW;
   cinfo_.do_fancy_upsampling = TRUE;  // libjpeg's defaults, as libvips decodes
+  res.progressive = jpeg_has_multiple_scans(&cinfo_);
+  if (res.progressive && !req.all_scans) {
+    cinfo_.buffered_image = TRUE;
+    cinfo_.do_block_smoothing = FALSE;  // it only guesses coefficients of scans not read yet
+  }
   jpeg_start_decompress(&cinfo_);
+  if (cinfo_.buffered_image) {
+    read_needed_scans();
+    jpeg_start_output(&cinfo_, cinfo_.input_scan_number);
+  }
+  res.scans = cinfo_.input_scan_number;
 
   // The box in pixels of the scaled image, and the whole pixels it touches.
   const double inv = 1.0 / denom;
@@ -144,6 +180,26 @@ Status CropDecoder::run(const CropRequest& req, CropResult& res) {
   res.components = comps;
   resample(req, res, bx0 - xoff, bx1 - xoff, by0 - py0, by1 - py0);
   return Status::Ok;
+}
+
+void CropDecoder::read_needed_scans() {
+  for (;;) {
+    const int r = jpeg_consume_input(&cinfo_);
+    if (r == JPEG_REACHED_EOI || r == JPEG_SUSPENDED) return;  // a memory source never suspends
+    if (r == JPEG_SCAN_COMPLETED && needed_coefficients_complete()) return;
+  }
+}
+
+bool CropDecoder::needed_coefficients_complete() const {
+  for (int c = 0; c < cinfo_.num_components; ++c) {
+    const jpeg_component_info& comp = cinfo_.comp_info[c];
+    const int h = scaled_size(comp, false), v = scaled_size(comp, true);
+    for (int k = 0; k < 64; ++k) {
+      const int at = kZigzag[k];
+      if (idct_reads(v, at / 8) && idct_reads(h, at % 8) && cinfo_.coef_bits[c][k] != 0) return false;
+    }
+  }
+  return true;
 }
 
 // bx*/by*: the box relative to the decoded region's first column and row.

@@ -2,6 +2,10 @@
 // box, at the largest DCT downscale (1/2, 1/4, 1/8) that keeps at least the output size, and
 // resample the decoded pixels to the output size with an antialiasing filter (resample.h).
 //
+// A progressive JPEG is decoded in libjpeg's buffered-image mode, and only up to the scan after
+// which every coefficient the scaled IDCTs read is complete: at 1/8 that is the DC scans (of luma,
+// in 4:2:0), often a small part of the file. The pixels are those of a full read.
+//
 // One decoder per thread at a time (see DecoderPool in binding.cc); its libjpeg object and its
 // buffers live as long as it does, so a stream of images allocates nothing of ours once the
 // buffers have grown to the largest crop (libjpeg's own per-image working memory aside).
@@ -43,6 +47,8 @@ struct CropRequest {
   bool fast_shrink = true;
   FailOn fail_on = FailOn::Warning;
   uint64_t max_pixels = 0;  // 0: no limit
+  // Read every scan of a progressive JPEG, as a plain decode does (tests compare the two).
+  bool all_scans = false;
 };
 
 enum class Status : int {
@@ -60,6 +66,9 @@ struct CropResult {
   uint32_t x = 0, y = 0, width = 0, height = 0;
   uint32_t image_width = 0, image_height = 0;
   int components = 0;
+  // Scans read, and whether the JPEG is progressive (several scans).
+  int scans = 0;
+  bool progressive = false;
 };
 
 class CropDecoder {
@@ -90,6 +99,9 @@ class CropDecoder {
 
   // The part that may longjmp: only trivially destructible locals.
   Status run(const CropRequest& req, CropResult& res);
+  // Buffered-image mode: reads scans until the coefficients the IDCTs use are complete.
+  void read_needed_scans();
+  bool needed_coefficients_complete() const;
   void resample(const CropRequest& req, const CropResult& res, double bx0, double bx1, double by0, double by1);
 
   jpeg_decompress_struct cinfo_;
