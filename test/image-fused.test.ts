@@ -13,6 +13,7 @@ import { ImageDecodeError } from '../src/image/errors.js';
 import { fusedRefusal, hasEndMarker } from '../src/image/fused.js';
 import { jpegInfo } from '../src/image/header.js';
 import { isSrgbProfile } from '../src/image/icc.js';
+import { PixelDiff } from '../src/image/quality.js';
 import { IMAGENET_MEAN, IMAGENET_STD, channelLuts, packLuts } from '../src/image/normalize.js';
 import { native, type JpegCropResult } from '../src/native.js';
 import { findLibjpeg } from '../scripts/libjpeg.mjs';
@@ -144,32 +145,8 @@ describe('which images take the fused path', () => {
   });
 });
 
-/** Sums of absolute and squared differences between 8-bit tensors, for mean absolute error and PSNR (dB). */
-class Diff {
-  abs = 0;
-  sq = 0;
-  n = 0;
-  add(a: ArrayLike<number>, b: ArrayLike<number>): this {
-    for (let i = 0; i < a.length; i++) {
-      const e = a[i]! - b[i]!;
-      this.abs += Math.abs(e);
-      this.sq += e * e;
-    }
-    this.n += a.length;
-    return this;
-  }
-  get mae(): number {
-    return this.abs / this.n;
-  }
-  get psnr(): number {
-    return this.sq === 0 ? Infinity : 10 * Math.log10((255 * 255 * this.n) / this.sq);
-  }
-  text(): string {
-    if (!this.n) return 'no crops';
-    return `MAE ${this.mae.toFixed(3)}, PSNR ${this.psnr.toFixed(1)} dB over ${this.n / 224 / 224 / 3} crops`;
-  }
-}
-const compare = (a: ArrayLike<number>, b: ArrayLike<number>) => new Diff().add(a, b);
+const compare = (a: ArrayLike<number>, b: ArrayLike<number>) => new PixelDiff().add(a, b);
+const CROP = 224 * 224 * 3;
 
 describe('the fused output matches sharp for the same crop box', () => {
   // Two corpora, as in the benchmark: ImageNet-sized JPEGs and a large one (DCT-scaled decode).
@@ -182,10 +159,10 @@ describe('the fused output matches sharp for the same crop box', () => {
     const r = resolveSpec(spec);
     // Crops split by what the fused path does with them: decoded at full scale and reduced,
     // decoded at a DCT scale of 1/2 to 1/8 (the box at least twice the output), or enlarged.
-    const all = new Diff();
-    const full = new Diff();
-    const dct = new Diff();
-    const enlarged = new Diff();
+    const all = new PixelDiff();
+    const full = new PixelDiff();
+    const dct = new PixelDiff();
+    const enlarged = new PixelDiff();
     for (let k = 0; k < c.images; k++) {
       const jpg = await raw(photo(c.w, c.h, 10 + k), c.w, c.h).jpeg({ quality: 90, progressive: c.progressive && k % 2 === 1 }).toBuffer();
       for (let i = 0; i < c.crops; i++) {
@@ -200,22 +177,22 @@ describe('the fused output matches sharp for the same crop box', () => {
         (shrink < 1 ? enlarged : shrink < 2 ? full : dct).add(a.data, b.data);
       }
     }
-    console.info(`${c.name}: fused vs sharp, all crops: ${all.text()}; reduced at full scale: ${full.text()}; DCT-scaled: ${dct.text()}; enlarged: ${enlarged.text()}`);
+    console.info(`${c.name}: fused vs sharp, all crops: ${all.text(CROP)}; reduced at full scale: ${full.text(CROP)}; DCT-scaled: ${dct.text(CROP)}; enlarged: ${enlarged.text(CROP)}`);
     // The stated tolerance. Enlarged crops differ most: libvips shifts the image by half an
     // output pixel when it upsamples (its centre convention on upsizing), the fused path does
     // not (as Pillow and torchvision). A DCT-scaled decode is a sharper low-pass than a full
     // decode and a triangle filter: within a grey level on average.
     expect(all.mae).toBeLessThan(2);
     expect(all.psnr).toBeGreaterThan(35);
-    if (full.n) {
+    if (full.count) {
       expect(full.mae).toBeLessThan(0.3);
       expect(full.psnr).toBeGreaterThan(50);
     }
-    if (dct.n) {
+    if (dct.count) {
       expect(dct.mae).toBeLessThan(1.5);
       expect(dct.psnr).toBeGreaterThan(40);
     }
-    expect(full.n + dct.n).toBeGreaterThan(0);
+    expect(full.count + dct.count).toBeGreaterThan(0);
   });
 
   it('every kernel it implements agrees with sharp on a reduction; the crop lands where sharp puts it', async () => {
