@@ -79,6 +79,9 @@ beforeAll(async () => {
   for (let i = 0; i < junk.length; i++) junk[i] = (i * 7919 + 13) & 0xff;
   bytes['garbage.jpg'] = Buffer.concat([Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0x00, 0x04, 0x00, 0x00]), junk, Buffer.from([0xff, 0xd9])]);
   bytes['huge.jpg'] = withDimensions(good, 60000, 60000);
+  // An Adobe marker saying the 3 components are RGB, not YCbCr: only libjpeg's header read tells.
+  const adobe = Buffer.from([0xff, 0xee, 0x00, 0x0e, 0x41, 0x64, 0x6f, 0x62, 0x65, 0x00, 0x64, 0x00, 0x00, 0x00, 0x00, 0x00]);
+  bytes['adobe-rgb.jpg'] = Buffer.concat([good.subarray(0, 2), adobe, good.subarray(2)]);
   bytes['big-declared.jpg'] = withDimensions(good, 12000, 9000); // within the pixel limit, data for 320x240
   for (const [name, b] of Object.entries(bytes)) await writeFile(f(name), b);
 });
@@ -102,6 +105,7 @@ describe('which images take the fused path', () => {
     ['exif6.jpg', 'sharp', /EXIF orientation 6/],
     ['p3-icc.jpg', 'sharp', /ICC profile other than sRGB/],
     ['photo.png', 'sharp', /not a JPEG/],
+    ['adobe-rgb.jpg', 'sharp', undefined], // the header parse takes it, libjpeg says RGB: sharp, not a failure
   ];
   it.each(table)('%s -> %s', async (name, decoder, reason) => {
     const r = resolveSpec({ ...u8, crop: 'random', seed: 4 });

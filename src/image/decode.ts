@@ -425,7 +425,8 @@ export async function preprocess(input: Input, spec: PreprocessSpec, out?: Float
       const { box, flip } = augmentation(r, info!.width, info!.height, key);
       const res = await fusedDecode(bytes, box, flip, r, dest, luts && packLuts(luts), r.readFile === 'sync');
       if (res.status === 0) return { data: dest, shape, dtype: r.dtype, layout: r.layout, decoder: 'fused' };
-      fusedFailure = res.message;
+      // 2: libjpeg failed on it. 1 and 3 (a colour space or size the header parse did not show): sharp's.
+      if (res.status === 2) fusedFailure = res.message;
     }
   }
   const src = r.readFile === false && typeof input === 'string' ? input : bytes;
