@@ -6,7 +6,7 @@
 // the output [0, n) (centre convention, as Pillow and torchvision); taps stay inside the pixel
 // range [lo, hi) the caller has (the crop's pixels), and the weights of a truncated kernel are
 // renormalised, as a crop-then-resize would do. Weights are 16-bit fixed point (kBits), so results
-// are exact integers: the SIMD passes (x86: SSE2, SSSE3, AVX2, chosen at run time) and the plain
+// are exact integers: the SIMD passes (x86: SSE2, and SSSE3 where the CPU has it) and the plain
 // C++ ones give the same bytes.
 #pragma once
 
@@ -50,9 +50,9 @@ void horizontal_row(const uint8_t* src, int channels, int base, const Axis& h, i
 void vertical_row_cpp(const uint8_t* rows, size_t stride, const Axis& v, int y, int len, uint8_t* out);
 void horizontal_row_cpp(const uint8_t* src, int channels, int base, const Axis& h, int n, uint8_t* rgb);
 
-// Which passes run here ("avx2", "ssse3", "sse2" or "c++"), for reports and tests.
+// Which passes run here ("ssse3", "sse2" or "c++"), for reports and tests.
 const char* resample_isa();
-// Runs the passes of a lower level ("ssse3", "sse2") or the best again ("best"), for tests;
+// Runs the passes of a lower level ("sse2") or the best again ("best"), for tests;
 // false when this machine lacks that level. Not thread-safe: call before decoding.
 bool use_resample_isa(const char* name);
 

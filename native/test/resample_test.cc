@@ -110,7 +110,7 @@ int main() {
   std::printf("resampler passes: %s\n", resample_isa());
   run("taps inside the crop, weights summing to one", test_taps);
   run("a constant image stays constant", test_constant_stays_constant);
-  for (const char* level : {"avx2", "ssse3", "sse2"}) {
+  for (const char* level : {"ssse3", "sse2"}) {
     if (!use_resample_isa(level)) continue;
     std::printf("%s: ", level);
     run("SIMD passes give the plain C++ bytes", test_simd_matches_cpp);
