@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvalidArgumentError, RingpipeError } from '../src/errors.js';
@@ -381,7 +382,7 @@ describe('preprocess: bad input', () => {
       'catch (e) { console.log(JSON.stringify({ name: e.name, code: e.code, reason: e.reason })); }',
     ].join('\n');
     const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
-      cwd: new URL('..', import.meta.url).pathname,
+      cwd: fileURLToPath(new URL('..', import.meta.url)),
       env: { ...process.env, TMPDIR: childTmp },
       encoding: 'utf8',
       timeout: 30_000,
