@@ -1,6 +1,6 @@
 // The ringpipe addon: regions as SharedArrayBuffers, futex wait/wake, C++ ends of a ring for
-// tests, and the pixel copy after sharp (pixels.cc). The per-record protocol runs in JS
-// (src/ring/) over the same memory; see ring.h.
+// tests, the pixel copy after sharp (pixels.cc) and the fused JPEG path (jpeg/). The per-record
+// protocol runs in JS (src/ring/) over the same memory; see ring.h.
 #include <napi.h>
 #include <node.h>
 #include <v8.h>
@@ -21,6 +21,7 @@
 namespace ringpipe {
 
 Napi::Value WriteRgbTensor(const Napi::CallbackInfo& info);  // pixels.cc
+Napi::Value JpegCropDecode(const Napi::CallbackInfo& info);  // jpeg/binding.cc
 
 namespace {
 
@@ -409,6 +410,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("cppConsume", Napi::Function::New(env, CppConsume));
   exports.Set("napiWriteRecord", Napi::Function::New(env, NapiWriteRecord));
   exports.Set("writeRgbTensor", Napi::Function::New(env, WriteRgbTensor));
+  exports.Set("jpegCropDecode", Napi::Function::New(env, JpegCropDecode));
   return exports;
 }
 

@@ -1,6 +1,6 @@
 // Installs a Debian package for the project's own scripts (nats-server for the cluster tests,
-// libjemalloc2 for the image benchmarks), when this process may: root, with apt-get. Never
-// downloads anything but Debian's packages.
+// libjemalloc2 for the image benchmarks, libjpeg62-turbo-dev for the addon's build), when this
+// process may: root, with apt-get. Never downloads anything but Debian's packages.
 import { spawnSync } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 

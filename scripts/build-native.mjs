@@ -1,11 +1,13 @@
 // Builds the addon (build/Release/ringpipe.node) and the C++ tests with cmake-js, against the
-// local Node headers. Says what is missing when a tool is not there.
+// local Node headers, installing libjpeg-turbo's headers first where they are missing (see
+// libjpeg.mjs). Says what is missing when a tool is not there.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ensureLibjpeg } from './libjpeg.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
@@ -20,6 +22,14 @@ if (!have('c++') && !have('g++')) missing.push('a C++20 compiler (Debian: apt-ge
 if (!have('make') && !have('ninja')) missing.push('make or ninja (Debian: apt-get install make)');
 if (missing.length) {
   console.error(`ringpipe: cannot build the native addon, missing: ${missing.join(', ')}`);
+  process.exit(1);
+}
+// libjpeg-turbo for the fused JPEG path: installed here (Debian, as root) when missing.
+try {
+  const jpeg = ensureLibjpeg();
+  if (jpeg.installed) console.error(`ringpipe: installed libjpeg-turbo (${jpeg.header})`);
+} catch (err) {
+  console.error(`ringpipe: cannot build the native addon: ${err.message}`);
   process.exit(1);
 }
 

@@ -41,6 +41,32 @@ export interface Addon {
    * channel-major) for a Float32Array, copied for a Uint8Array; CHW or HWC; mirrored when `flip`.
    */
   writeRgbTensor(src: Uint8Array, width: number, height: number, out: Float32Array | Uint8Array, chw: boolean, flip: boolean, lut?: Float32Array): void;
+  /**
+   * The fused JPEG path (native/jpeg/): decode the iMCU rows and columns covering the crop box
+   * (stored-image pixels) at the largest DCT downscale that keeps the output size, resample to
+   * `outWidth x outHeight` with `kernel` (0 linear, 1 cubic, 2 mitchell, 3 lanczos2, 4 lanczos3), then
+   * write as writeRgbTensor does. `failOn`: 0 warnings ignored, 1 a premature end fails, 2 any
+   * warning fails. On the calling thread, or on libuv's pool (a Promise) when `async`.
+   */
+  jpegCropDecode(
+    bytes: Uint8Array, left: number, top: number, width: number, height: number, outWidth: number, outHeight: number,
+    kernel: number, fastShrink: boolean, failOn: number, maxPixels: number,
+    out: Float32Array | Uint8Array, chw: boolean, flip: boolean, lut: Float32Array | undefined, async: boolean,
+  ): JpegCropResult | Promise<JpegCropResult>;
+}
+
+/** What `jpegCropDecode` did: status 0 ok, 1 unsupported (use sharp), 2 corrupt, 3 box outside the image. */
+export interface JpegCropResult {
+  status: 0 | 1 | 2 | 3;
+  /** Why, when status is not 0 (libjpeg's message for a corrupt file). */
+  message: string;
+  /** The DCT scale denominator used (1, 2, 4 or 8). */
+  scale: number;
+  /** The decoded region, in pixels of the scaled image. */
+  x: number;
+  y: number;
+  width: number;
+  height: number;
 }
 
 const addonPath = fileURLToPath(new URL('../build/Release/ringpipe.node', import.meta.url));

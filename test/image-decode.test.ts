@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvalidArgumentError, RingpipeError } from '../src/errors.js';
@@ -193,13 +194,17 @@ describe('preprocess: every input kind gives 3-channel 8-bit sRGB', () => {
     expect(pixel(s, 56, 24)[2]).toBeGreaterThan(240);
   });
 
-  it('reading the file (sync or async) or letting libvips open it gives identical tensors', async () => {
+  it('reading the file (sync or async) or letting libvips open it gives identical tensors, with either decoder', async () => {
     for (const name of ['noise.jpg', 'exif6.jpg', 'alpha.png', 'cmyk.jpg']) {
-      const spec: PreprocessSpec = { size: 24, crop: 'random', flip: true, ...imagenet };
-      const a = await preprocess(f(name), spec, undefined, { index: 1 });
-      for (const readFile of ['sync', 'async', true, false] as const) {
-        const b = await preprocess(f(name), { ...spec, readFile }, undefined, { index: 1 });
-        expect(Buffer.from(a.data.buffer).equals(Buffer.from(b.data.buffer)), `${name} readFile ${readFile}`).toBe(true);
+      for (const decoder of ['auto', 'sharp'] as const) {
+        const spec: PreprocessSpec = { size: 24, crop: 'random', flip: true, ...imagenet, decoder };
+        const a = await preprocess(f(name), spec, undefined, { index: 1 });
+        expect(a.decoder).toBe(decoder === 'auto' && name === 'noise.jpg' ? 'fused' : 'sharp');
+        for (const readFile of ['sync', 'async', true, false] as const) {
+          const b = await preprocess(f(name), { ...spec, readFile }, undefined, { index: 1 });
+          expect(b.decoder, `${name} readFile ${readFile}`).toBe(a.decoder);
+          expect(Buffer.from(a.data.buffer).equals(Buffer.from(b.data.buffer)), `${name} ${decoder} readFile ${readFile}`).toBe(true);
+        }
       }
     }
   });
@@ -380,7 +385,7 @@ describe('preprocess: bad input', () => {
       'catch (e) { console.log(JSON.stringify({ name: e.name, code: e.code, reason: e.reason })); }',
     ].join('\n');
     const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
-      cwd: new URL('..', import.meta.url).pathname,
+      cwd: fileURLToPath(new URL('..', import.meta.url)),
       env: { ...process.env, TMPDIR: childTmp },
       encoding: 'utf8',
       timeout: 30_000,

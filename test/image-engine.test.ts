@@ -95,6 +95,9 @@ describe('image pipeline on the engine (worker threads)', () => {
     expect(pre).toMatchObject({ replicas: 2, recordsIn: 20, skipped: 2 });
     const reports = r.results.preprocess as ImagePreprocessorReport[];
     expect(reports.map((x) => x.images).reduce((a, b) => a + b)).toBe(18);
+    // The 12 good JPEGs took the fused path, the 6 PNGs sharp; the corrupt JPEG failed both (skipped, not counted).
+    const sum = (k: 'fused' | 'sharp' | 'fusedFailures') => reports.map((x) => x.decoders[k]).reduce((a, b) => a + b);
+    expect([sum('fused'), sum('sharp'), sum('fusedFailures')]).toEqual([12, 6, 0]);
   });
 
   it("onError 'fail' rejects with the bad file's path in the message", async () => {
@@ -109,9 +112,9 @@ describe('image pipeline on the engine (worker threads)', () => {
     expect(e.message).toContain(`ImageDecodeError: cannot decode image '${path}'`);
   });
 
-  it('same seed -> byte-identical tensors whatever the replicas (1, 2, local 2); another seed -> other tensors', async () => {
-    const run = (workers: number, seed: number, isolation: 'thread' | 'local' = 'thread') =>
-      imagePipeline({ dir, shuffle: true, seed: 1, epoch: 2, spec: { ...SPEC, seed }, workers, isolation, onError: 'skip', sink: digestSink() }).run({ handleSigint: false }).then(digestOf);
+  it('same seed -> byte-identical tensors whatever the replicas (1, 2, local 2), on either decoder; another seed -> other tensors', async () => {
+    const run = (workers: number, seed: number, isolation: 'thread' | 'local' = 'thread', decoder: 'auto' | 'sharp' = 'auto') =>
+      imagePipeline({ dir, shuffle: true, seed: 1, epoch: 2, spec: { ...SPEC, seed, decoder }, workers, isolation, onError: 'skip', sink: digestSink() }).run({ handleSigint: false }).then(digestOf);
     const one = await run(1, 11);
     const two = await run(2, 11);
     const local = await run(2, 11, 'local');
@@ -124,6 +127,12 @@ describe('image pipeline on the engine (worker threads)', () => {
     expect(other.samples.map((s) => s.index)).toEqual(one.samples.map((s) => s.index));
     expect(other.stream).not.toBe(one.stream);
     expect(other.samples.filter((s, i) => s.sha256 === one.samples[i]!.sha256).length).toBeLessThan(3);
+    // sharp for every image: deterministic too, and other tensors than the fused path's for the JPEGs only.
+    const sharpOne = await run(1, 11, 'thread', 'sharp');
+    const sharpTwo = await run(2, 11, 'thread', 'sharp');
+    expect(sharpTwo.samples).toEqual(sharpOne.samples);
+    const same = sharpOne.samples.map((s, i) => s.sha256 === one.samples[i]!.sha256);
+    expect(same.filter(Boolean).length).toBe(6); // the PNGs
   });
 
   it.each<[string, PreprocessSpec, number[], number[]]>([

@@ -17,20 +17,11 @@
 #include "../region.h"
 #include "../ring.h"
 #include "../testdata.h"
+#include "check.h"
 
 using namespace ringpipe;
 
-static int failures = 0, passed = 0, failed = 0;
-#define CHECK(cond, ...)                                        \
-  do {                                                          \
-    if (!(cond)) {                                              \
-      std::fprintf(stderr, "  FAIL %s:%d: %s ", __FILE__, __LINE__, #cond); \
-      std::fprintf(stderr, __VA_ARGS__);                        \
-      std::fprintf(stderr, "\n");                               \
-      ++failures;                                               \
-      return;                                                   \
-    }                                                           \
-  } while (0)
+using check::failures;
 
 struct OwnedRing {
   Region region;
@@ -267,15 +258,7 @@ static void test_killed_producer() {
   CHECK(got == 10, "read the 10 committed records first, got %u", got);
 }
 
-static void run(const char* name, void (*fn)()) {
-  int before = failures;
-  auto t0 = std::chrono::steady_clock::now();
-  fn();
-  double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-  std::printf("%s %s (%.0f ms)\n", failures == before ? "ok  " : "FAIL", name, ms);
-  if (failures == before) ++passed;
-  else ++failed;
-}
+using check::run;
 
 int main() {
   std::setvbuf(stdout, nullptr, _IONBF, 0);
@@ -286,6 +269,5 @@ int main() {
   run("broadcast, 3 readers, one slow", test_broadcast_slow_reader);
   run("processes over shm, 1M records", test_processes);
   run("SIGKILLed producer: reader ends with an error", test_killed_producer);
-  std::printf("native: %d passed, %d failed\n", passed, failed);
-  return failures ? 1 : 0;
+  return check::summary("native");
 }

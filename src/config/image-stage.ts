@@ -3,10 +3,12 @@
 //   "prepared": { "type": "image_preprocess", "inputs": ["raw_images"], "size": 224, "crop": "center" }
 //
 // Input records: a file path, encoded bytes (Buffer / Uint8Array), or an image item
-// `{ path | buffer, index?, label?, className? }`. The options are src/image's PreprocessSpec. Output:
-// one tensor record per image, `{ data: Float32Array | Uint8Array, shape, dtype, layout }` (plus
-// `index`, `label` for items). Random augmentations are keyed on the record's index in the stream,
-// so they are the same in every run and with any number of workers.
+// `{ path | buffer, index?, label?, className? }`. The options are src/image's PreprocessSpec
+// (`decoder: 'sharp'` turns the fused JPEG path off). Output: one tensor record per image,
+// `{ data: Float32Array | Uint8Array, shape, dtype, layout, decoder }` (plus `index`, `label` for
+// items; `decoder` says whether the fused JPEG path or sharp made it). Random augmentations are
+// keyed on the record's index in the stream, so they are the same in every run and with any number
+// of workers.
 import { preprocess, preprocessItem, type ImageItem, type PreprocessSpec } from '../image/index.js';
 import { InvalidArgumentError } from '../errors.js';
 import { allocatorEnv } from '../image/allocator.js';
@@ -55,6 +57,7 @@ export const imagePreprocess: LibraryStageImplementation = {
       failOn: { enum: ['none', 'truncated', 'error', 'warning'] },
       limitInputPixels: { type: 'integer', minimum: 1 },
       readFile: { enum: [true, false, 'sync', 'async'] },
+      decoder: { enum: ['auto', 'sharp'] },
     },
     additionalProperties: false,
   },

@@ -1,10 +1,12 @@
 /**
  * Decode + crop + resize + flip + normalise one image into a caller-provided tensor.
  *
- * One sharp pipeline per image: auto-orient (EXIF), resize with JPEG/WebP shrink-on-load, extract
- * the crop, drop or flatten alpha, convert to 8-bit sRGB, raw output. Then one pass in JS writes the
- * pixels into `out` (normalised float32 or uint8, HWC or CHW, mirrored if flipped): at most one
- * copy after sharp's own output.
+ * JPEGs the fused path handles (see ./fused.ts) take one native call: decode only the crop's
+ * rows and columns at a reduced DCT scale, resample, normalise and lay out into `out`. Everything
+ * else takes one sharp pipeline per image: auto-orient (EXIF), resize with JPEG/WebP shrink-on-load,
+ * extract the crop, drop or flatten alpha, convert to 8-bit sRGB, raw output; then one native pass
+ * writes the pixels into `out` (normalised float32 or uint8, HWC or CHW, mirrored if flipped): at
+ * most one copy after sharp's own output. Both paths crop the same box (`augmentation`).
  */
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { access, open, stat } from 'node:fs/promises';
@@ -12,9 +14,10 @@ import sharp, { type OutputInfo, type Sharp, type SharpOptions } from 'sharp';
 import { InvalidArgumentError } from '../errors.js';
 import { centerCropBox, planResizeExtract, randomResizedCropBox, type CropBox } from './crop.js';
 import { ImageDecodeError } from './errors.js';
-import { jpegHeader } from './header.js';
+import { fusedDecode, fusedRefusal, type DecoderChoice } from './fused.js';
+import { jpegHeader, jpegInfo } from './header.js';
 import type { ImageItem } from './folder.js';
-import { channelLuts, writeTensor, type ImageDType, type Layout, type Rgb } from './normalize.js';
+import { channelLuts, packLuts, writeTensor, type ImageDType, type Layout, type Rgb } from './normalize.js';
 import { Rng, STREAM_AUGMENT } from '../util/random.js';
 
 /**
@@ -98,8 +101,20 @@ export interface PreprocessSpec {
    * Either way the path is opened non-blocking and anything but a regular file (a FIFO, a device)
    * is rejected, so it cannot block a thread. Files over 256 MiB are always left to libvips.
    * Default `'async'` (`'sync'` in `ImagePreprocessor`).
+   *
+   * The fused JPEG path runs on the calling thread with `'sync'` (files or bytes), on libuv's pool
+   * otherwise. It needs the bytes: with `false` ringpipe reads them for it (as `'async'`), and
+   * libvips opens the file itself only for the images the fused path leaves to sharp. So the
+   * tensors are the same whatever `readFile` says.
    */
   readFile?: boolean | 'sync' | 'async';
+  /**
+   * `'auto'` (default): JPEGs that the fused path handles (8-bit YCbCr or grey, baseline or
+   * progressive, no EXIF rotation, no ICC profile but sRGB; see ./fused.ts) are decoded by it,
+   * everything else by sharp. `'sharp'`: every image through sharp. The two agree within JPEG
+   * resampling differences (bench/RESULTS.md gives the mean absolute error and PSNR per corpus).
+   */
+  decoder?: DecoderChoice;
 }
 
 /** An image tensor: `data` is exactly `shape[0] * shape[1] * shape[2]` elements. */
@@ -109,6 +124,14 @@ export interface ImageTensor<T extends Float32Array | Uint8Array = Float32Array 
   dtype: ImageDType;
   /** `'hwc'` when `shape` is `[H, W, 3]`, `'chw'` when it is `[3, H, W]`. */
   layout: Layout;
+}
+
+/** What {@link preprocess} returns: the tensor, and which decoder made it. */
+export interface PreprocessResult extends ImageTensor {
+  /** `'fused'`: the fused JPEG path (native/jpeg); `'sharp'`: sharp (libvips). */
+  decoder: 'fused' | 'sharp';
+  /** Set when the fused path took the file but libjpeg failed on it (its message), and sharp decoded it instead. */
+  fusedFailure?: string;
 }
 
 /** Identifies a sample for its augmentation randomness. */
@@ -142,6 +165,7 @@ export interface ResolvedSpec {
   failOn: 'none' | 'truncated' | 'error' | 'warning';
   limitInputPixels: number;
   readFile: 'sync' | 'async' | false;
+  decoder: DecoderChoice;
   /** Whether a sample key is needed (random crop or a flip probability strictly between 0 and 1). */
   random: boolean;
 }
@@ -204,10 +228,13 @@ export function resolveSpec(spec: PreprocessSpec = {}): ResolvedSpec {
   const rf = spec.readFile ?? 'async';
   if (rf !== true && rf !== false && rf !== 'sync' && rf !== 'async') throw bad(`readFile must be 'sync', 'async', true or false`, rf);
   const readFile = rf === true ? 'async' : rf;
+  const decoder = spec.decoder ?? 'auto';
+  if (decoder !== 'auto' && decoder !== 'sharp') throw bad(`decoder must be 'auto' or 'sharp'`, decoder);
   return {
     height, width, crop, centerFraction, scale, ratio, attempts, flipP, layout, dtype, mean, std, seed, kernel,
     fastShrinkOnLoad: spec.fastShrinkOnLoad ?? true, strategy, background, autoOrient: spec.autoOrient ?? true, failOn, limitInputPixels,
     readFile,
+    decoder,
     random: crop === 'random' || (flipP > 0 && flipP < 1),
   };
 }
@@ -373,17 +400,39 @@ export function augmentation(r: ResolvedSpec, srcWidth: number, srcHeight: numbe
  * @throws ImageDecodeError for any unreadable or undecodable input (never hangs)
  * @throws InvalidArgumentError for a bad spec, `out` or key
  */
-export async function preprocess(input: Input, spec: PreprocessSpec, out?: Float32Array | Uint8Array, key?: SampleKey): Promise<ImageTensor> {
+export async function preprocess(input: Input, spec: PreprocessSpec, out?: Float32Array | Uint8Array, key?: SampleKey): Promise<PreprocessResult> {
   const r = resolveSpec(spec);
   if (typeof input !== 'string' && !(input instanceof Uint8Array)) throw new InvalidArgumentError('preprocess: input must be a path or a Uint8Array');
   const n = r.height * r.width * 3;
   const dest = checkOut(out, r, n);
   if (r.random && (!key || !Number.isSafeInteger(key.index) || key.index < 0)) augmentation(r, 1, 1, key); // throws the precise error early
   const index = key?.index;
+  const shape: [number, number, number] = r.layout === 'hwc' ? [r.height, r.width, 3] : [3, r.height, r.width];
+  const luts = r.dtype === 'float32' ? lutsFor(r.mean, r.std) : undefined;
+  // The fused path needs the bytes: with readFile false they are read for it, and sharp is given
+  // the path (libvips opens the file itself) for the images it leaves to sharp.
+  const read = r.readFile === false && r.decoder === 'auto' ? 'async' : r.readFile;
+  let bytes: string | Buffer;
+  try {
+    bytes = await toSharpInput(input, read);
+  } catch (err) {
+    throw await decodeError(input, err, index);
+  }
+  let fusedFailure: string | undefined;
+  if (typeof bytes !== 'string' && r.decoder === 'auto') {
+    const info = jpegInfo(bytes);
+    if (!fusedRefusal(info, bytes, r)) {
+      const { box, flip } = augmentation(r, info!.width, info!.height, key);
+      const res = await fusedDecode(bytes, box, flip, r, dest, luts && packLuts(luts), r.readFile === 'sync');
+      if (res.status === 0) return { data: dest, shape, dtype: r.dtype, layout: r.layout, decoder: 'fused' };
+      // 2: libjpeg failed on it. 1 and 3 (a colour space or size the header parse did not show): sharp's.
+      if (res.status === 2) fusedFailure = res.message;
+    }
+  }
+  const src = r.readFile === false && typeof input === 'string' ? input : bytes;
   let raw: { data: Buffer; info: OutputInfo };
   let flip = false;
   try {
-    const src = await toSharpInput(input, r.readFile);
     const inputOpts: SharpOptions = { autoOrient: r.autoOrient, failOn: r.failOn, limitInputPixels: r.limitInputPixels, sequentialRead: true };
     let img: Sharp;
     if (r.crop === 'resize') {
@@ -414,12 +463,12 @@ export async function preprocess(input: Input, spec: PreprocessSpec, out?: Float
   if (info.width !== r.width || info.height !== r.height || info.channels !== 3 || data.length !== n) {
     throw new ImageDecodeError(typeof input === 'string' ? input : undefined, `unexpected decoder output ${info.width}x${info.height}x${info.channels} (${data.length} bytes)`, index !== undefined ? { index } : {});
   }
-  writeTensor(data, r.width, r.height, dest, { layout: r.layout, flip, ...(r.dtype === 'float32' ? { luts: lutsFor(r.mean, r.std) } : {}) });
-  return { data: dest, shape: r.layout === 'hwc' ? [r.height, r.width, 3] : [3, r.height, r.width], dtype: r.dtype, layout: r.layout };
+  writeTensor(data, r.width, r.height, dest, { layout: r.layout, flip, ...(luts ? { luts } : {}) });
+  return { data: dest, shape, dtype: r.dtype, layout: r.layout, decoder: 'sharp', ...(fusedFailure !== undefined ? { fusedFailure } : {}) };
 }
 
 /** A preprocessed sample: the tensor plus the item's identity and label. */
-export interface PreprocessedSample extends ImageTensor {
+export interface PreprocessedSample extends PreprocessResult {
   index: number;
   label: number;
   epoch?: number;

@@ -42,15 +42,38 @@ function exifOrientation(b: Uint8Array, p: number, len: number): number {
   return 1;
 }
 
+/** What the fused JPEG path needs to know beyond {@link ImageHeader}, from the same markers. */
+export interface JpegInfo extends ImageHeader {
+  /** The start-of-frame marker: 0xc0 baseline, 0xc1 extended, 0xc2 progressive, others (lossless, arithmetic, ...). */
+  frame: number;
+  /** Bits per sample (8, or 12/16 in extended and lossless JPEGs). */
+  precision: number;
+  /** Colour components: 1 grey, 3 YCbCr (or RGB), 4 CMYK/YCCK. */
+  components: number;
+  /** The embedded ICC profile (APP2 `ICC_PROFILE` chunks in order), when there is one before the frame. */
+  icc?: Uint8Array;
+}
+
+const ICC_TAG = 'ICC_PROFILE\0';
+
+/** The payload of an APP2 ICC chunk at `p` (segment length `len`), with its sequence number, or undefined. */
+function iccChunk(b: Uint8Array, p: number, len: number): { seq: number; data: Uint8Array } | undefined {
+  if (len < 2 + ICC_TAG.length + 2) return undefined;
+  for (let i = 0; i < ICC_TAG.length; i++) if (b[p + 4 + i] !== ICC_TAG.charCodeAt(i)) return undefined;
+  const at = p + 4 + ICC_TAG.length;
+  return { seq: b[at]!, data: b.subarray(at + 2, p + 2 + len) };
+}
+
 /**
  * Parses the markers of a JPEG up to its start-of-frame. Returns undefined when the bytes are not
  * a well-formed JPEG header (the caller then falls back to sharp, which gives the precise error).
  */
-export function jpegHeader(b: Uint8Array): ImageHeader | undefined {
+export function jpegInfo(b: Uint8Array): JpegInfo | undefined {
   if (b.length < 4 || b[0] !== 0xff || b[1] !== 0xd8) return undefined;
   let p = 2;
   let orientation = 1;
   let sawExif = false;
+  let icc: { seq: number; data: Uint8Array }[] | undefined;
   while (p + 4 <= b.length) {
     if (b[p] !== 0xff) return undefined;
     const m = b[p + 1];
@@ -68,14 +91,25 @@ export function jpegHeader(b: Uint8Array): ImageHeader | undefined {
     if (m === 0xe1 && !sawExif && len >= 16 && b[p + 4] === 0x45 && b[p + 5] === 0x78) {
       sawExif = true;
       orientation = exifOrientation(b, p + 4, len - 2);
+    } else if (m === 0xe2) {
+      const chunk = iccChunk(b, p, len);
+      if (chunk) (icc ??= []).push(chunk);
     } else if (isSof(m)) {
       if (len < 8) return undefined;
       const height = (b[p + 5] << 8) | b[p + 6];
       const width = (b[p + 7] << 8) | b[p + 8];
       if (!width || !height) return undefined; // height 0 = defined by a DNL marker: let sharp handle it
-      return { width, height, orientation };
+      const info: JpegInfo = { width, height, orientation, frame: m, precision: b[p + 4]!, components: b[p + 9]! };
+      if (icc) info.icc = icc.length === 1 ? icc[0]!.data : Buffer.concat(icc.sort((x, y) => x.seq - y.seq).map((c) => c.data));
+      return info;
     }
     p += 2 + len;
   }
   return undefined;
+}
+
+/** Size and EXIF orientation of a JPEG (see {@link jpegInfo}), or undefined when the header is not well formed. */
+export function jpegHeader(b: Uint8Array): ImageHeader | undefined {
+  const i = jpegInfo(b);
+  return i && { width: i.width, height: i.height, orientation: i.orientation };
 }

@@ -1,7 +1,7 @@
 /**
- * `ringpipe/image`: sharp-based image datasets, preprocessing and batching, and the segments and
- * factories that run them on the engine (`imagePipeline`, `imageItems`, `preprocessImages`,
- * `writeShards`, `skippedImages`, `unusedImages`).
+ * `ringpipe/image`: image datasets, preprocessing (sharp, and a fused JPEG path on libjpeg-turbo)
+ * and batching, and the segments and factories that run them on the engine (`imagePipeline`,
+ * `imageItems`, `preprocessImages`, `writeShards`, `skippedImages`, `unusedImages`).
  */
 export {
   DEFAULT_EXTENSIONS,
@@ -32,6 +32,7 @@ export {
   outputLength,
   augmentation,
   type PreprocessSpec,
+  type PreprocessResult,
   type ResolvedSpec,
   type ImageTensor,
   type SampleKey,
@@ -48,8 +49,10 @@ export { threadPlan, threadEnv, applyThreadPlan, type ThreadPlan, type ThreadPla
 export { ShardWriter, readManifest, readShard, ShardFormatError, SHARD_FORMAT, SHARD_VERSION, type ShardManifest, type ShardEntry, type ShardWriterOptions, type LoadedShard, type SampleBlock } from './shards.js';
 export { Rng, permutation, hashInts, mix32 } from '../util/random.js';
 export { ImageDecodeError } from './errors.js';
-export { jpegHeader, type ImageHeader } from './header.js';
-export { ImagePreprocessor, ShardWriterSink, DigestSink, type SampleDigest, type DigestReport, type SampleMeta, type ImagePreprocessorOptions, type ImagePreprocessorReport, type ShardSinkOptions } from './segments.js';
+export { jpegHeader, jpegInfo, type ImageHeader, type JpegInfo } from './header.js';
+export { fusedRefusal, type DecoderChoice } from './fused.js';
+export { isSrgbProfile } from './icc.js';
+export { ImagePreprocessor, ShardWriterSink, DigestSink, type DecoderCounts, type SampleDigest, type DigestReport, type SampleMeta, type ImagePreprocessorOptions, type ImagePreprocessorReport, type ShardSinkOptions } from './segments.js';
 export {
   imagePipeline,
   imageItems,

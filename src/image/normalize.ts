@@ -36,8 +36,8 @@ export interface WriteOptions {
   luts?: readonly [Float32Array, Float32Array, Float32Array];
 }
 
-/** The three tables as one 768-float array: a view when they already are (channelLuts'), else a copy. */
-function packed(luts: readonly [Float32Array, Float32Array, Float32Array]): Float32Array {
+/** The three tables as one 768-float array (the native functions' form): a view when they already are (channelLuts'), else a copy. */
+export function packLuts(luts: readonly [Float32Array, Float32Array, Float32Array]): Float32Array {
   const [l0, l1, l2] = luts;
   if (l0.length < 256 || l1.length < 256 || l2.length < 256) throw new RangeError('writeTensor: each lookup table needs 256 entries');
   const contiguous = l0.buffer === l1.buffer && l1.buffer === l2.buffer && l1.byteOffset === l0.byteOffset + 1024 && l2.byteOffset === l1.byteOffset + 1024;
@@ -63,7 +63,7 @@ export function writeTensor(src: Uint8Array, width: number, height: number, out:
   if (src.length < n * 3 || out.length < n * 3) throw new RangeError(`writeTensor: need ${n * 3} elements, got src ${src.length}, out ${out.length}`);
   if (out instanceof Float32Array) {
     if (!opts.luts) throw new TypeError('writeTensor: float32 output needs lookup tables');
-    native.writeRgbTensor(src, width, height, out, opts.layout === 'chw', opts.flip, packed(opts.luts));
+    native.writeRgbTensor(src, width, height, out, opts.layout === 'chw', opts.flip, packLuts(opts.luts));
   } else {
     native.writeRgbTensor(src, width, height, out, opts.layout === 'chw', opts.flip);
   }

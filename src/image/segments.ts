@@ -6,8 +6,10 @@
  * - {@link imageSource} (re-exported from `./folder.ts`): the dataset source; its options are
  *   plain data (`dir` or `inputs`, labels, shuffle/seed/epoch(s)/shard, limit).
  * - {@link ImagePreprocessor}: decode + crop + resize + flip + normalise, written straight into the
- *   output tensor claimed with `ctx.tensor()` in the next stage's input ring, in one native pass over
- *   sharp's output buffer. Its `setup` sizes libvips' threads by the rule in `./threads.ts`.
+ *   output tensor claimed with `ctx.tensor()` in the next stage's input ring: by the fused JPEG path
+ *   in one native call where it applies (`./fused.ts`), else in one native pass over sharp's output
+ *   buffer. Its `setup` sizes libvips' threads by the rule in `./threads.ts`; its report counts the
+ *   images each decoder made.
  * - {@link ShardWriterSink}: batches (and their labels) into shard files, from the ring's memory.
  * - {@link DigestSink}: a SHA-256 per sample (and the records' shapes), to check that runs are
  *   reproducible, e.g. that two runs with the same seed give byte-identical tensors.
@@ -65,6 +67,8 @@ export interface ImagePreprocessorOptions {
 export interface ImagePreprocessorReport {
   /** Images written (skipped ones not counted). */
   images: number;
+  /** The images each decoder made (see {@link DecoderCounts}). */
+  decoders: DecoderCounts;
   /** The thread plan this replica applied (or would have, with `threads: 'keep'`). */
   plan: ThreadPlan;
   /** `sharp.concurrency()` at the replica's end (process-wide: replicas in threads share it). */
@@ -75,6 +79,16 @@ export interface ImagePreprocessorReport {
   uvThreadpoolSize: number;
   /** The memory allocator of the replica's process (see `imagePipeline`'s `allocator`). */
   allocator: 'jemalloc' | 'system';
+}
+
+/** Images by decoder. */
+export interface DecoderCounts {
+  /** Decoded by the fused JPEG path. */
+  fused: number;
+  /** Decoded by sharp: not JPEGs the fused path handles, `decoder: 'sharp'`, and the `fusedFailures`. */
+  sharp: number;
+  /** JPEGs the fused path took but libjpeg failed on, decoded by sharp instead (counted in `sharp` too). */
+  fusedFailures: number;
 }
 
 const WORKER_MARK = Symbol.for('ringpipe.worker');
@@ -98,7 +112,8 @@ export class ImagePreprocessor {
   private dtype!: 'float32' | 'uint8';
   private meta = true;
   private images = 0;
-  private report!: Omit<ImagePreprocessorReport, 'images'>;
+  private readonly decoders: DecoderCounts = { fused: 0, sharp: 0, fusedFailures: 0 };
+  private report!: Omit<ImagePreprocessorReport, 'images' | 'decoders'>;
   /** Sets the plan's libvips threads again at the first record (see vipsThreadsAtFirstRecord). */
   private atFirstRecord = (): void => {};
 
@@ -135,13 +150,15 @@ export class ImagePreprocessor {
     this.atFirstRecord();
     const epoch = item.epoch ?? 0;
     const t = await ctx.tensor(this.shape, this.dtype);
-    await preprocess(input, this.spec, t.data as Float32Array | Uint8Array, { index: item.index, epoch });
+    const made = await preprocess(input, this.spec, t.data as Float32Array | Uint8Array, { index: item.index, epoch });
     this.images++;
+    this.decoders[made.decoder]++;
+    if (made.fusedFailure !== undefined) this.decoders.fusedFailures++;
     return this.meta ? [t, { index: item.index, label: item.label, epoch }] : t;
   }
 
   teardown(): ImagePreprocessorReport {
-    return { images: this.images, ...this.report, vipsConcurrency: sharp.concurrency() };
+    return { images: this.images, decoders: { ...this.decoders }, ...this.report, vipsConcurrency: sharp.concurrency() };
   }
 }
 

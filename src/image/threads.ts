@@ -32,6 +32,9 @@
  *
  * `bench/suites/image.ts` measures the rule: 2 workers in threads and 2 replica processes, each at
  * 1, 2 (and 4) libvips threads per image.
+ *
+ * The fused JPEG path (`./fused.ts`) uses none of these threads: a replica decodes its JPEG on its
+ * own thread (with `readFile: 'sync'`, its default; on libuv's pool it took 19 % more CPU).
  */
 import { availableParallelism } from 'node:os';
 import { isMainThread } from 'node:worker_threads';
