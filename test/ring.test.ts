@@ -20,7 +20,8 @@ describe('ring layout', () => {
 
   it('rejects bad options with ERR_INVALID_ARG', () => {
     expect(() => Ring.create({ capacity: 5000 })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG' }));
-    expect(() => Ring.create({ readers: 0 })).toThrow(/1 to 64 readers/);
+    expect(() => Ring.create({ readers: 0 })).toThrow('ring readers must be an integer from 1 to 64, got 0');
+    expect(() => Ring.create({ capacity: 5000 })).toThrow('ring capacity must be a power of two from 4096 to 2^30 bytes, got 5000');
   });
 });
 

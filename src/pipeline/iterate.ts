@@ -2,12 +2,12 @@
 // caller's loop is one more reader of a stream (a cursor in its rings, so a slow loop holds the
 // writers back, never buffers without bound), and leaving the loop stops the run.
 import { copyRecord } from '../codec/copy.js';
-import { InvalidArgumentError } from '../errors.js';
 import { EMPTY, END, InputPort } from '../runtime/input.js';
 import { supervise, type RunOptions, type RunResult } from '../runtime/supervisor.js';
 import { compile } from './compile.js';
 import type { Graph } from './graph.js';
 import type { Stream } from './stream.js';
+import { intInRange, optional } from '../util/check.js';
 
 /** Options of iterate(): those of run(), and how records are handed out. */
 export interface IterateOptions extends RunOptions {
@@ -33,8 +33,7 @@ export interface PipelineIterator<T> extends AsyncIterableIterator<T> {
 class IterationClosed extends Error {}
 
 export function iterateStream<T>(graph: Graph, stream: Stream, options: IterateOptions): PipelineIterator<T> {
-  const epochs = options.epochs ?? 1;
-  if (!Number.isInteger(epochs) || epochs < 1) throw new InvalidArgumentError(`iterate: epochs must be a positive integer, got ${String(options.epochs)}`);
+  const epochs = optional(options.epochs, 1, (v) => intInRange(v, 1, Infinity, 'iterate: epochs'));
   const runs: RunResult[] = [];
   const records = async function* (): AsyncGenerator<T> {
     await graph.prepare([stream]);

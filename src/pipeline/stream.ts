@@ -1,5 +1,5 @@
 // A Stream connects segments in a graph: written by one or more segments, read by one or more.
-import { InvalidArgumentError } from '../errors.js';
+import { fail } from '../util/check.js';
 export interface StreamOptions {
   /**
    * With several reading segments: 'broadcast' (default) gives every reader every record (zero-copy,
@@ -31,9 +31,7 @@ export class Stream {
     this.mode = options.mode ?? 'broadcast';
     this.capacity = options.capacity;
     this.feedback = options.feedback ?? false;
-    if (options.initial !== undefined && !Array.isArray(options.initial)) {
-      throw new InvalidArgumentError(`stream '${this.name}': initial must be an array of records, got ${typeof options.initial}`);
-    }
+    if (options.initial !== undefined && !Array.isArray(options.initial)) fail(`stream '${this.name}': initial`, 'an array of records', options.initial);
     this.initial = options.initial ?? [];
   }
 }

@@ -4,6 +4,7 @@
 import { layout as L, RECORD_HEADER } from '../native.js';
 import { attachRing, RingMemory, type RingDescriptor } from './ring.js';
 import { abortedError, DEFAULT_SPIN, park, parkSync, SpinBudget, type ParkSpec, type WaitOptions } from './wait.js';
+import { intInRange } from '../util/check.js';
 
 export interface ReaderOptions {
   /** Hand space back after this many releases. Default 32. */
@@ -62,9 +63,7 @@ export class RingReader {
     this.spin = new SpinBudget(options.spin ?? DEFAULT_SPIN);
     this.mem = ring instanceof RingMemory ? ring : attachRing(ring);
     const m = this.mem;
-    if (!Number.isInteger(slot) || slot < 0 || slot >= m.readerSlots) {
-      throw new RangeError(`reader slot ${slot} does not exist (the ring has ${m.readerSlots})`);
-    }
+    intInRange(slot, 0, m.readerSlots - 1, `reader slot (the ring has ${m.readerSlots})`);
     this.slot = slot;
     this.bytes = m.bytes;
     this.i32 = m.i32;

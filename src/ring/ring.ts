@@ -3,6 +3,7 @@
 import { layout as L, native } from '../native.js';
 import { InvalidArgumentError } from '../errors.js';
 import { createRegion, openRegion, unlinkRegion } from './region.js';
+import { fail, intInRange } from '../util/check.js';
 
 /** Options of a new ring. */
 export interface RingOptions {
@@ -148,14 +149,10 @@ export class Ring extends RingMemory {
     const readers = options.readers ?? 1;
     const writers = options.writers ?? 1;
     if (!Number.isInteger(capacity) || capacity < 4096 || capacity > 2 ** 30 || (capacity & (capacity - 1)) !== 0) {
-      throw new InvalidArgumentError(`ring capacity must be a power of two from 4096 to 2^30 bytes, got ${capacity}`);
+      fail('ring capacity', 'a power of two from 4096 to 2^30 bytes', capacity);
     }
-    if (!Number.isInteger(readers) || readers < 1 || readers > L.maxReaders) {
-      throw new InvalidArgumentError(`a ring has 1 to ${L.maxReaders} readers, got ${readers}`);
-    }
-    if (!Number.isInteger(writers) || writers < 1 || writers > L.maxWriters) {
-      throw new InvalidArgumentError(`a ring has 1 to ${L.maxWriters} writers, got ${writers}`);
-    }
+    intInRange(readers, 1, L.maxReaders, 'ring readers');
+    intInRange(writers, 1, L.maxWriters, 'ring writers');
     const dataOffset = Math.ceil((L.offReaders + readers * L.line) / 64) * 64;
     const region = createRegion(dataOffset + capacity, options.crossProcess ?? false);
     const flags =

@@ -4,6 +4,7 @@ import { InvalidArgumentError } from '../errors.js';
 import { dtypeOf, elementCount, isTensor, type Tensor, type TypedArray } from '../codec/types.js';
 import { Regulator, type SegmentContext } from './segment.js';
 import { copyRecord, holdsSharedMemory } from '../codec/copy.js';
+import { intInRange } from '../util/check.js';
 
 export interface BatchOptions {
   /** Records per batch. */
@@ -72,7 +73,7 @@ const here = import.meta.url;
 
 /** Groups `size` records into one: tensors into a tensor with a leading dimension, others into arrays. */
 export function batch(size: number, options: Omit<BatchOptions, 'size'> = {}): Regulator<BatchOptions> {
-  if (!Number.isInteger(size) || size < 1) throw new InvalidArgumentError(`batch(size): size must be a positive integer, got ${size}`);
+  intInRange(size, 1, Infinity, 'batch(size): size');
   return new Regulator(batchRegulator, { name: `batch(${size})`, options: { size, ...options }, module: here, export: 'batchRegulator' });
 }
 

@@ -3,6 +3,7 @@
 import { InvalidArgumentError } from '../errors.js';
 import type { DType, Tensor } from '../codec/types.js';
 import { callerFile } from './locate.js';
+import { func } from '../util/check.js';
 
 export type SegmentKind = 'source' | 'transform' | 'sink' | 'regulator';
 
@@ -84,9 +85,7 @@ export abstract class Segment<O = unknown> {
   readonly inThisThread: boolean = false;
 
   constructor(impl: AnyFunction | SegmentClass<O>, options: SegmentOptions<O> = {}) {
-    if (typeof impl !== 'function') {
-      throw new InvalidArgumentError(`a segment needs a function or a class, got ${impl === null ? 'null' : typeof impl}`);
-    }
+    func(impl, "a segment's code (a function or a class)");
     this.impl = impl;
     this.isClass = /^class[\s{]/.test(Function.prototype.toString.call(impl));
     this.name = options.name ?? (impl.name || `segment${++anonymous}`);

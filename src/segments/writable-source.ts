@@ -2,8 +2,8 @@
 // thread. A record's write completes once the source has written it into its ring, so a full
 // pipeline holds the writer back (Writable backpressure: write() returns false past highWaterMark).
 import { Writable } from 'node:stream';
-import { InvalidArgumentError } from '../errors.js';
 import { Source, type SegmentContext } from './segment.js';
+import { intInRange, optional } from '../util/check.js';
 
 export interface WritableSourceOptions {
   /** Name of the source segment. Default 'writable'. */
@@ -24,8 +24,7 @@ export interface WritableSourceOptions {
  * await done;
  */
 export function writableSource(options: WritableSourceOptions = {}): { writable: Writable; source: Source } {
-  const hwm = options.highWaterMark ?? 16;
-  if (!Number.isInteger(hwm) || hwm < 1) throw new InvalidArgumentError(`writableSource: highWaterMark must be a positive integer, got ${String(options.highWaterMark)}`);
+  const hwm = optional(options.highWaterMark, 16, (v) => intInRange(v, 1, Infinity, 'writableSource: highWaterMark'));
   const queue: { record: unknown; done: (e?: Error | null) => void }[] = [];
   let ended = false;
   let failed: Error | undefined;
