@@ -2,7 +2,7 @@
 // at any depth (a property test over random nested records in small rings that wrap often), the
 // batch regulator keeps what it holds, and a poisoning run shows a kept view at once.
 import { describe, expect, it } from 'vitest';
-import { batch, Graph, Pipeline, Ring, RingReader, RingWriter, Sink, Source, Stream, Transform } from '../src/index.js';
+import { batch, Graph, holdsSharedMemory, Pipeline, Ring, RingReader, RingWriter, Sink, Source, Stream, Transform } from '../src/index.js';
 import * as f from './fixtures/nested-records.js';
 import { Collect, range } from './fixtures/minipipe.js';
 
@@ -60,6 +60,16 @@ describe.each(['thread', 'process'] as const)('kept records (%s)', (isolation) =
     } finally {
       delete process.env.RINGPIPE_POISON;
     }
+  });
+
+  it("result.results never aliases ring memory, even when teardown() returns a view it kept", async () => {
+    const r = await new Pipeline()
+      .add(new Source(f.examples, { options: { count: 5, size: 8 } }))
+      .add(new Sink(f.ReturnsLastView), { isolation })
+      .run();
+    const last = r.results.ReturnsLastView![0] as { x: { data: Float32Array } };
+    expect(holdsSharedMemory(last)).toBe(false);
+    expect(last.x.data).toBeInstanceOf(Float32Array);
   });
 
   it('batch() keeps the objects it holds intact ({ x: tensor } records)', async () => {
