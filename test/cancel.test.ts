@@ -1,9 +1,10 @@
 import { spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
-const script = new URL('./fixtures/endless-run.ts', import.meta.url).pathname;
-const twoRuns = new URL('./fixtures/two-runs-exit.ts', import.meta.url).pathname;
+const script = fileURLToPath(new URL('./fixtures/endless-run.ts', import.meta.url));
+const twoRuns = fileURLToPath(new URL('./fixtures/two-runs-exit.ts', import.meta.url));
 
 describe('SIGINT', () => {
   it('stops a run cleanly: run() rejects with ERR_CANCELLED, no process or shm left', async () => {

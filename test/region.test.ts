@@ -1,9 +1,10 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { cleanupStaleRegions, createRegion, Ring } from '../src/ring/index.js';
 
-const owner = new URL('./helpers/region-owner.ts', import.meta.url).pathname;
+const owner = fileURLToPath(new URL('./helpers/region-owner.ts', import.meta.url));
 const shmPath = (name: string) => `/dev/shm${name}`;
 
 /** Runs region-owner.ts; resolves with the region name once the child ended. */
