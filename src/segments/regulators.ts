@@ -5,6 +5,7 @@ import { dtypeOf, elementCount, isTensor, type Tensor, type TypedArray } from '.
 import { Regulator, type SegmentContext } from './segment.js';
 import { copyRecord, holdsSharedMemory } from '../codec/copy.js';
 
+/** Options of `batch()`. */
 export interface BatchOptions {
   /** Records per batch. */
   size: number;

@@ -5,6 +5,7 @@ import { Writable } from 'node:stream';
 import { InvalidArgumentError } from '../errors.js';
 import { Source, type SegmentContext } from './segment.js';
 
+/** Options of {@link writableSource}. */
 export interface WritableSourceOptions {
   /** Name of the source segment. Default 'writable'. */
   name?: string;
