@@ -81,6 +81,7 @@ export interface AgentSummary {
   seconds: number;
 }
 
+/** An item an agent is running: its delivery, GPUs, signal and process. */
 interface Running {
   id: string;
   label: string;

@@ -169,10 +169,12 @@ export function redactUrl(url: string): string {
 /** Removes known secrets from text. */
 export class Redactor {
   #secrets: string[] = [];
+  /** Adds secrets to remove from every text (shorter than 3 characters: ignored). */
   add(...secrets: (string | undefined)[]): void {
     for (const s of secrets) if (s && s.length >= 3 && !this.#secrets.includes(s)) this.#secrets.push(s);
     this.#secrets.sort((a, b) => b.length - a.length);
   }
+  /** `s` with every known secret and every URL's user info replaced by `***`. */
   text(s: string): string {
     let out = s;
     for (const secret of this.#secrets) out = out.split(secret).join('***');
@@ -180,6 +182,7 @@ export class Redactor {
   }
 }
 
+/** Server URLs without their credentials, and the credentials that were in them. */
 interface ParsedServers {
   urls: string[];
   user?: string;

@@ -48,7 +48,9 @@ export interface WorkContext {
   report(data: unknown): Promise<void>;
   /** The item's checkpoint in the object store: the last one saved by any attempt. */
   readonly checkpoint: {
+    /** Stores `value` (and `info`) as the item's checkpoint, replacing the last one. */
     save(value: unknown, info?: Record<string, unknown>): Promise<void>;
+    /** The last checkpoint any attempt of the item saved, if there is one. */
     load<T = unknown>(): Promise<Checkpoint<T> | undefined>;
   };
   /** A line in the agent's log. */
@@ -79,9 +81,13 @@ export interface StoredCheckpoint {
 
 /** The agent's side of a running item's context. */
 export interface ItemHost {
+  /** Publishes a progress event of the item. */
   report(data: unknown): Promise<void>;
+  /** Stores the item's checkpoint. */
   save(bytes: Uint8Array, info: Record<string, unknown>): Promise<void>;
+  /** Reads the item's checkpoint. */
   load(): Promise<StoredCheckpoint | undefined>;
+  /** Writes a line to the agent's log. */
   log(message: string): void;
 }
 

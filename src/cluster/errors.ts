@@ -17,7 +17,8 @@ import { RingpipeError } from '../errors.js';
  * | `ERR_LINK_CHECKSUM` | a record of a network link arrived damaged |
  * | `ERR_LINK_SEQUENCE` | a network link's records are missing or out of order beyond repair |
  * | `ERR_LINK_RESTARTED` | a link's writer started over while its reader was reading |
- * | `ERR_LINK_TIMEOUT` | a link reader waited longer than its timeout for the next record |
+ * | `ERR_LINK_TIMEOUT` | a link reader waited longer than its timeout for the next record, or its writer for the reader |
+ * | `ERR_LINK_CLOSED` | a link writer was used after closing, or a reader's consumer stopped |
  * | `ERR_WORK_INVALID` | a work item cannot be published or run (bad spec, unknown code, too large) |
  * | `ERR_WORK_REFUSED` | an agent refused an item's code or files: a URL other than file:, a built-in module, or a path outside its root and allowed roots (symlinks resolved) |
  * | `ERR_WORK_TIMEOUT` | a job did not finish within its timeout; an item ran past its `timeout`, or did not start within the agent's `startLimit` (then it was stopped, or killed) |

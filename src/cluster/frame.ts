@@ -75,7 +75,7 @@ export function encodeRecord(value: unknown): EncodedRecord {
 
 /**
  * Decodes a record's bytes. Tensors and bytes are views of `bytes` (the caller owns them); a
- * tensor's data must be aligned to its element size, which {@link alignedCopy} ensures.
+ * tensor's data must be aligned to its element size, which `alignedCopy` ensures.
  */
 export function decodeRecord(type: number, flags: number, bytes: Uint8Array): unknown {
   switch (type) {

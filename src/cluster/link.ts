@@ -85,6 +85,7 @@ export interface LinkSummary {
   messages: number;
 }
 
+/** The JetStream stream and subject of a link. */
 interface LinkNames {
   stream: string;
   subject: string;
@@ -388,6 +389,7 @@ export class LinkWriter {
   }
 }
 
+/** A link message's header, as read. */
 interface Parsed {
   kind: number;
   count: number;
@@ -529,6 +531,7 @@ export class LinkReader implements AsyncIterable<unknown> {
     }
   }
 
+  /** The link's records, in order, each once; ends when the writer ended the link. */
   async *[Symbol.asyncIterator](): AsyncGenerator<unknown> {
     const prefetchBytes = Math.max(this.options.prefetchBytes ?? 8 << 20, 2 * this.conn.maxPayload);
     // The consumer being read: re-created (a new generation) when deliveries were lost.
@@ -780,12 +783,15 @@ export class LinkReader implements AsyncIterable<unknown> {
 /** Sink code of {@link jetstreamSink}: exported so workers can import it. */
 export class JetStreamSinkSegment {
   private writer?: LinkWriter;
+  /** Opens the link's writer (a writer starting over purges the link). */
   async setup(options: JetStreamLinkOptions): Promise<void> {
     this.writer = await LinkWriter.open(options, options);
   }
+  /** Writes one record to the link. */
   run(record: unknown): Promise<void> {
     return this.writer!.write(record);
   }
+  /** Ends the link, once the reader may read everything; returns what was sent. */
   async teardown(): Promise<LinkSummary> {
     return this.writer!.end();
   }

@@ -65,7 +65,7 @@ export async function importWork(url: string, exp: string, name: string = url): 
   return fn as WorkFunction;
 }
 
-/** Resolves a `run` spec to its function, in this process (see {@link WorkSpec.run}); `roots` as {@link locateWork}'s. */
+/** Resolves a `run` spec to its function, in this process (see {@link WorkSpec.run}); `roots` as `locateWork`'s. */
 export async function resolveWork(run: string, roots: readonly string[]): Promise<WorkFunction> {
   const w = locateWork(run, roots);
   return w.kind === 'inline' ? w.load() : importWork(w.url, w.export, w.module);

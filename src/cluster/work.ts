@@ -163,7 +163,9 @@ export class WorkQueue {
     return {
       work: n.stream('WORK'),
       events: n.stream('EVENTS'),
+      /** The subject an item of class `cls` is published on. */
       workSubject: (cls: 'cpu' | 'gpu', id: string) => n.subject('work', cls, id),
+      /** The subject of an item's progress events. */
       eventSubject: (id: string) => n.subject('events', id),
       eventsAll: n.subject('events', '>'),
     };

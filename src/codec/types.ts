@@ -17,8 +17,10 @@ export const F_BUFFER = 1;      // T_BYTES: was a Node Buffer
 export const F_BARE_TYPED = 2;  // T_TENSOR: was a bare TypedArray, not a { data, shape, dtype }
 export const F_ASCII = 4;       // T_JSON: every byte < 0x80
 
+/** Element type of a tensor. */
 export type DType = 'float32' | 'float64' | 'int8' | 'int16' | 'int32' | 'uint8' | 'uint16' | 'uint32' | 'uint8c' | 'bool' | 'int64' | 'uint64';
 
+/** The typed arrays a tensor's `data` can be. */
 export type TypedArray =
   | Float32Array | Float64Array | Int8Array | Int16Array | Int32Array | Uint8Array | Uint16Array | Uint32Array
   | Uint8ClampedArray | BigInt64Array | BigUint64Array;
@@ -70,6 +72,7 @@ export function dtypeOf(a: TypedArray): DType {
 export const TENSOR_HEADER = 64;
 export const MAX_DIMS = 14;
 
+/** True for a tensor record `{ data: TypedArray, shape: number[], dtype }`. */
 export function isTensor(v: unknown): v is Tensor {
   return (
     typeof v === 'object' && v !== null && ArrayBuffer.isView((v as Tensor).data) && Array.isArray((v as Tensor).shape) &&

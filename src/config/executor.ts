@@ -95,11 +95,11 @@ export interface ExecuteOptions {
   cache?: boolean;
   /**
    * Hash every cached artifact the run uses and compare it with its manifest (default false: record
-   * files up to {@link VERIFY_HASH_BELOW} bytes are hashed, larger ones have their size checked). A
+   * files up to `VERIFY_HASH_BELOW` (64 MiB) are hashed, larger ones have their size checked). A
    * damaged entry is computed again, with a warning.
    */
   verify?: boolean;
-  /** Record files up to this many bytes are hashed when found in the cache, without `verify` (default {@link VERIFY_HASH_BELOW}). */
+  /** Record files up to this many bytes are hashed when found in the cache, without `verify` (default `VERIFY_HASH_BELOW`, 64 MiB). */
   verifyHashBelow?: number;
   /** Stages (branches) run at the same time (default 1). */
   concurrency?: number;

@@ -49,6 +49,7 @@ export class ReplayableInput implements AsyncIterable<unknown> {
     return new ReplayableInput(() => openReplaySource(source), length, source);
   }
 
+  /** The records' data, from the start: each iteration is a new pass. */
   async *[Symbol.asyncIterator](): AsyncIterator<unknown> {
     for await (const r of this.openRecords()) yield r.data;
   }

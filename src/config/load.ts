@@ -23,7 +23,7 @@ export interface LoadOptions {
   /**
    * Most branches the pipeline may have (the product of its search items' sizes); more is refused
    * with `ERR_TOO_MANY_BRANCHES`. Default: `RINGPIPE_MAX_BRANCHES` from the environment, else
-   * {@link DEFAULT_MAX_BRANCHES}. `Infinity` lifts the limit.
+   * `DEFAULT_MAX_BRANCHES` (10,000). `Infinity` lifts the limit.
    */
   maxBranches?: number;
   /**

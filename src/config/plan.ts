@@ -57,7 +57,7 @@ export interface PlanNode {
 export interface ScheduledNode {
   /** Its item. */
   item: PipelineItem;
-  /** Its {@link slotKey}: item and coordinates (known without hashing anything). */
+  /** Its slot key (`slotKey`): item and coordinates (known without hashing anything). */
   slot: string;
   /** The slots of the stages it reads. */
   inputSlots: string[];

@@ -33,7 +33,12 @@ export type InputFeed =
   /** Passed whole to every call. */
   | { type: 'value'; data: unknown; metadata?: Record<string, unknown> }
   /** Consumed one record per call. `count` is known when the input is complete. */
-  | { type: 'stream'; count?: number; open: () => AsyncIterable<ArtifactRecord> };
+  | {
+      type: 'stream';
+      count?: number;
+      /** Opens a pass over the records. */
+      open: () => AsyncIterable<ArtifactRecord>;
+    };
 
 /** A stage to run. */
 export interface StageInvocation {

@@ -39,6 +39,7 @@ export interface FashionMnistSplit {
   cols: number;
 }
 
+/** The two splits Fashion-MNIST ships. */
 export type FashionMnistSplitName = 'train' | 'test';
 
 /** Where to look for the dataset. */

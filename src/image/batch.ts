@@ -28,8 +28,8 @@ export interface ImageBatch<T extends Float32Array | Uint8Array = Float32Array |
 const sampleLayout = (b: BatchLayout): Layout => (b === 'nhwc' ? 'hwc' : 'chw');
 
 /**
- * Allocates a batch of `n` images of `height x width`.
- * @param layout `'nhwc'` or `'nchw'` (default `'nhwc'`)
+ * Allocates a batch of `n` images of `height x width`: `options.layout` is `'nhwc'` (default) or
+ * `'nchw'`, `options.dtype` `'float32'` (default) or `'uint8'`.
  */
 export function allocBatch(n: number, height: number, width: number, options: { dtype?: ImageDType; layout?: BatchLayout } = {}): ImageBatch {
   for (const [k, v] of Object.entries({ n, height, width })) {
@@ -59,8 +59,7 @@ export function batchSlot<T extends Float32Array | Uint8Array>(batch: ImageBatch
 /**
  * Copies image tensors (all the same size and dtype) into one batch, converting HWC <-> CHW when
  * the batch layout differs from the samples'. Labels come from each sample's `label` (default -1).
- *
- * @param out optional storage for the batch data (at least `n * H * W * 3` elements), e.g. a ring view
+ * `options.out`: storage for the batch data (at least `n * H * W * 3` elements), e.g. a ring view.
  */
 export function stackBatch(samples: readonly (ImageTensor & { label?: number })[], options: { layout?: BatchLayout; out?: Float32Array | Uint8Array } = {}): ImageBatch {
   if (!samples.length) throw new InvalidArgumentError('stackBatch: no samples');

@@ -263,6 +263,7 @@ function lutsFor(mean: Rgb, std: Rgb) {
   return l;
 }
 
+/** An image to decode: a file path, or its encoded bytes. */
 type Input = string | Uint8Array;
 
 /** Files larger than this are left for libvips to stream from disk whatever `readFile` says. */

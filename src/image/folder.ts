@@ -424,14 +424,17 @@ export class ImageSourceSegment {
   private options: ImageSourceOptions = {};
   private unused: UnusedImageEntry[] = [];
 
+  /** Keeps the options (the folder or inputs, and the ordering). */
   setup(options: ImageSourceOptions): void {
     this.options = options;
   }
 
+  /** Lists the dataset and yields its items, in the seeded and sharded order, for each epoch. */
   run(ctx?: { epoch: number }): AsyncGenerator<ImageItem, void, undefined> {
     return datasetItems(this.options, ctx, (ds) => (this.unused = ds.unused ?? []));
   }
 
+  /** The folder entries that are not samples. */
   teardown(): ImageSourceReport {
     return { unused: this.unused };
   }

@@ -117,6 +117,7 @@ export class ImagePreprocessor {
   /** Sets the plan's libvips threads again at the first record (see vipsThreadsAtFirstRecord). */
   private atFirstRecord = (): void => {};
 
+  /** Checks the spec and sizes libvips' threads for this replica. */
   setup(options: ImagePreprocessorOptions, ctx: SegmentContext): void {
     if (!options || typeof options !== 'object' || !options.spec) throw new InvalidArgumentError('ImagePreprocessor: options.spec is required');
     const r = resolveSpec(options.spec);
@@ -144,6 +145,7 @@ export class ImagePreprocessor {
     this.report = { plan, vipsConcurrency: sharp.concurrency(), ownProcess, uvThreadpoolSize: Number.isInteger(uv) && uv > 0 ? uv : 4, allocator: runningAllocator() };
   }
 
+  /** Decodes one item into a tensor claimed in the output ring (and its SampleMeta on the second output). */
   async run(item: ImageItem, ctx: SegmentContext): Promise<Tensor | [Tensor, SampleMeta]> {
     const input = item.path ?? item.buffer;
     if (input === undefined) throw new InvalidArgumentError(`ImagePreprocessor: item ${item.index} has neither path nor buffer`);
@@ -157,6 +159,7 @@ export class ImagePreprocessor {
     return this.meta ? [t, { index: item.index, label: item.label, epoch }] : t;
   }
 
+  /** How many images this replica made, and with which decoder. */
   teardown(): ImagePreprocessorReport {
     return { images: this.images, decoders: { ...this.decoders }, ...this.report, vipsConcurrency: sharp.concurrency() };
   }
@@ -180,12 +183,14 @@ export interface ShardSinkOptions extends ShardWriterOptions {
 export class ShardWriterSink {
   private writer!: ShardWriter;
 
+  /** Opens the shard writer in `options.dir`. */
   setup(options: ShardSinkOptions, ctx: SegmentContext): void {
     if (ctx.replicas !== 1) throw new InvalidArgumentError('ShardWriterSink: run one replica (the shards are one ordered sequence)');
     const { dir, ...rest } = options;
     this.writer = new ShardWriter(dir, rest);
   }
 
+  /** Writes a batch (or one sample) and its labels. */
   async run(images: Tensor, metas: SampleMeta[] | SampleMeta): Promise<void> {
     const list = Array.isArray(metas) ? metas : [metas];
     const block = images.shape.length === 3 ? { data: images.data as Float32Array | Uint8Array, shape: [1, ...images.shape], dtype: images.dtype } : { data: images.data as Float32Array | Uint8Array, shape: images.shape, dtype: images.dtype };
@@ -193,6 +198,7 @@ export class ShardWriterSink {
     await this.writer.append(block, list.map((m) => m.label), list.map((m) => m.index));
   }
 
+  /** Closes the last shard and writes the manifest, which it returns. */
   teardown(): Promise<ShardManifest> {
     return this.writer.close();
   }
@@ -230,6 +236,7 @@ export class DigestSink {
   private readonly records: DigestReport['records'] = [];
   private readonly samples: SampleDigest[] = [];
 
+  /** Hashes every sample of the record (a batch or one sample), with its metadata when given. */
   run(images: Tensor, second?: unknown): void {
     const metas: (SampleMeta | undefined)[] = Array.isArray(second) ? second : isMeta(second) ? [second] : [];
     const batched = images.shape.length === 4;
@@ -245,6 +252,7 @@ export class DigestSink {
     }
   }
 
+  /** Every sample's digest, and one over all of them. */
   teardown(): DigestReport {
     const h = createHash('sha256');
     for (const s of this.samples) h.update(s.sha256);

@@ -7,6 +7,11 @@
  * import { JsonPipeline } from 'ringpipe/json';
  * const pipeline = await JsonPipeline.load('pipeline.json');
  * const result = await pipeline.run();   // a second run loads every stage from the cache
+ *
+ * @packageDocumentation
  */
+
+/** JSON pipelines: load, validate, plan, run with the cache (`JsonPipeline`), the library stages. */
 export * from '../config/index.js';
+/** The content-addressed artifact cache (`FsArtifactStore`), its record files and hashes. */
 export * from '../cache/index.js';

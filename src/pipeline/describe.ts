@@ -1,6 +1,7 @@
 // The graph as text for diagrams (MiniPipe's diagram()): Mermaid and Graphviz DOT.
 import type { Graph } from './graph.js';
 
+/** A graph as text for diagrams (MiniPipe's `diagram()`). */
 export interface GraphDescription {
   mermaid: string;
   dot: string;

@@ -60,6 +60,7 @@ export interface GraphNodeOptions extends NodeOptions {
   out?: Stream | Stream[];
 }
 
+/** A segment as added to a graph: its streams and its options with defaults applied. */
 export interface GraphNode {
   segment: Segment<any>;
   inputs: Stream[];
@@ -92,6 +93,19 @@ export function checkNodeOptions(segment: Segment<any>, options: NodeOptions): G
   return { ...options, workers, isolation, ordered: options.ordered ?? true };
 }
 
+/**
+ * Segments joined by named streams in any shape: several sources and sinks, fan-in, fan-out,
+ * switches, diamonds, feedback loops. Validated before anything starts (`validate()`).
+ *
+ * @example
+ * const g = new Graph();
+ * const all = new Stream('all'), even = new Stream('even'), odd = new Stream('odd');
+ * g.add(new Source(numbers), { out: all });
+ * g.add(new Transform(parity), { in: all, out: [even, odd] });
+ * g.add(new Sink(Collect, { name: 'evens' }), { in: even });
+ * g.add(new Sink(Collect, { name: 'odds' }), { in: odd });
+ * const { results } = await g.run();
+ */
 export class Graph {
   readonly nodes: GraphNode[] = [];
 

@@ -9,6 +9,18 @@ import { checkNodeOptions, Graph, type NodeOptions } from './graph.js';
 import type { IterateOptions, PipelineIterator } from './iterate.js';
 import { Stream } from './stream.js';
 
+/**
+ * Segments one after the other, each reading what the previous one writes (Keras-Sequential look
+ * and feel). It starts with a Source; it ends with a Sink to `run()`, or with a transform or
+ * regulator to `iterate()` in this thread.
+ *
+ * @example
+ * const result = await new Pipeline()
+ *   .add(new Source(numbers))
+ *   .add(new Transform(square), { workers: 2 })
+ *   .add(new Sink(Collect))
+ *   .run();
+ */
 export class Pipeline {
   private readonly steps: { segment: Segment<any>; options: NodeOptions }[] = [];
 
@@ -80,6 +92,7 @@ export class Pipeline {
     return Readable.from(this.iterate(options), { objectMode: true });
   }
 
+  /** The pipeline as Mermaid and DOT text. */
   describe(): GraphDescription {
     return this.toGraph().describe();
   }

@@ -1,5 +1,7 @@
 // A Stream connects segments in a graph: written by one or more segments, read by one or more.
 import { fail } from '../util/check.js';
+
+/** How a stream delivers its records, its ring size, and whether it closes a feedback loop. */
 export interface StreamOptions {
   /**
    * With several reading segments: 'broadcast' (default) gives every reader every record (zero-copy,
@@ -20,6 +22,10 @@ export interface StreamOptions {
 
 let count = 0;
 
+/**
+ * A named connection in a Graph: written by one or more segments, read by one or more
+ * (broadcast by default, or balanced among its readers).
+ */
 export class Stream {
   readonly name: string;
   readonly mode: 'broadcast' | 'balance';

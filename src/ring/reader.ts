@@ -6,6 +6,7 @@ import { attachRing, RingMemory, type RingDescriptor } from './ring.js';
 import { abortedError, DEFAULT_SPIN, park, parkSync, SpinBudget, type ParkSpec, type WaitOptions } from './wait.js';
 import { intInRange } from '../util/check.js';
 
+/** Options of a {@link RingReader}. */
 export interface ReaderOptions {
   /** Hand space back after this many releases. Default 32. */
   releaseEvery?: number;
@@ -25,12 +26,17 @@ export interface Hold {
 
 /** next() results besides a payload offset. */
 export const EMPTY = -1;
+/** next() result when every writer closed and the ring is drained. */
 export const END = -2;
 
 const HDR = RECORD_HEADER;
 /** A parked reader's first sleep (ms): the most a busy writer's unannounced records wait for it. */
 const DATA_SLICE_MS = 2;
 
+/**
+ * The reading end of a ring (one cursor): `next()` gives a payload's offset in `bytes` (the record
+ * is read in place), `release()` hands its space back. Space is freed behind the slowest cursor.
+ */
 export class RingReader {
   readonly mem: RingMemory;
   readonly bytes: Uint8Array;

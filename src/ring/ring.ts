@@ -31,6 +31,7 @@ export interface RingDescriptor {
   name: string;
 }
 
+/** Bytes of a ring unless its options say otherwise: 16 MiB. */
 export const DEFAULT_CAPACITY = 16 * 1024 * 1024;
 
 /** Largest payload a ring of `capacity` bytes accepts (it may have to wrap from the middle). */
@@ -80,9 +81,11 @@ export class RingMemory {
     return this.crossProcess ? { name: this.name } : { buffer: this.buffer, name: '' };
   }
 
+  /** The ring's state word: open, closed (every writer closed) or aborted (see native/ring.h). */
   state(): number {
     return Atomics.load(this.i32, L.offState >> 2);
   }
+  /** Why the ring was aborted: 1 by a call of abort(), 2 a peer died; 0 while it is not. */
   abortCode(): number {
     return Atomics.load(this.i32, L.offAbortCode >> 2);
   }

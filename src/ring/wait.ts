@@ -43,6 +43,7 @@ const noop = () => {};
 export const ABORT_GENERIC = 1;
 export const ABORT_PEER_DEAD = 2;
 
+/** Bounds of a wait for data or space. */
 export interface WaitOptions {
   /** Give up with ERR_TIMEOUT after this many milliseconds. Default: no limit. */
   timeoutMs?: number;

@@ -7,6 +7,7 @@ import { RingError } from '../errors.js';
 import { attachRing, maxPayload, RingMemory, type RingDescriptor } from './ring.js';
 import { abortedError, DEFAULT_SPIN, park, parkSync, SpinBudget, type ParkSpec, type WaitOptions } from './wait.js';
 
+/** Options of a {@link RingWriter}. */
 export interface WriterOptions {
   /** Publish after this many commits. Default 32. */
   publishEvery?: number;
@@ -16,6 +17,11 @@ export interface WriterOptions {
 
 const HDR = RECORD_HEADER;
 
+/**
+ * The writing end of a ring: `claim()` room, fill the payload in place at the returned offset of
+ * `bytes`, `commit()`; commits become visible to readers in batches (or at `flush()`); `close()`
+ * ends the stream.
+ */
 export class RingWriter {
   readonly mem: RingMemory;
   /** The whole buffer as bytes; claim() returns offsets into it. */

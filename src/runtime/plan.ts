@@ -5,6 +5,7 @@ import type { Ring, RingDescriptor } from '../ring/ring.js';
 import type { ErrorDecision, SegmentContext, SegmentKind } from '../segments/segment.js';
 import type { StatsRegion } from './stats.js';
 
+/** Where a segment's replicas run: a worker thread each, a child process each, or this thread. */
 export type Isolation = 'thread' | 'process' | 'local';
 export type OnErrorPolicy = 'fail' | 'skip';
 /** 'view': records are views into the ring, valid during the call; 'copy': owned copies. */
@@ -95,6 +96,7 @@ export type RunnerMessage =
 /** Where a segment's code was when it failed. */
 export type SegmentPhase = 'load' | 'setup' | 'record' | 'produce' | 'teardown' | 'after-teardown';
 
+/** A record dropped by `onError: 'skip'`: where, its index, and the error. */
 export interface SkippedRecord {
   segment: string;
   replica: number;
@@ -102,6 +104,7 @@ export interface SkippedRecord {
   error: SerializedError;
 }
 
+/** An error as it crosses from a worker: name, message, stack and code, rebuilt on the other side. */
 export interface SerializedError {
   name: string;
   message: string;

@@ -5,6 +5,7 @@ import { layout as L } from '../native.js';
 import { STAT_BUSY, STAT_END, STAT_FORWARDED, STAT_IN, STAT_OUT, STAT_SKIPPED, STAT_SLOTS, STAT_START, STAT_WAIT_IN, STAT_WAIT_OUT, type RunPlan } from './plan.js';
 import type { StuckCall, Watchdog } from './watchdog.js';
 
+/** Counters and where the time went, for one segment (all its replicas). */
 export interface SegmentStats {
   name: string;
   kind: string;
@@ -28,12 +29,14 @@ export interface SegmentStats {
   endedAt: number;
 }
 
+/** How full a stream's rings are. */
 export interface StreamStats {
   name: string;
   /** Fullest ring of the stream, 0..1. */
   fill: number;
 }
 
+/** Live stats of a run, given to `onProgress` and carried by the result. */
 export interface Progress {
   seconds: number;
   segments: SegmentStats[];

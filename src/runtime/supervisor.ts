@@ -13,6 +13,7 @@ import type { RunnerMessage, RunPlan, SkippedRecord } from './plan.js';
 
 export type { Progress, SegmentStats, StreamStats } from './progress.js';
 
+/** Options of `run()` (and `iterate()`): cancellation, progress, and debugging aids. */
 export interface RunOptions {
   /** Cancels the run: run() rejects with ERR_CANCELLED. */
   signal?: AbortSignal;
@@ -42,6 +43,10 @@ export interface RunOptions {
   poisonReleased?: boolean;
 }
 
+/**
+ * What `run()` resolves with: the final stats, what each replica's teardown() returned, and what
+ * went wrong without failing the run.
+ */
 export interface RunResult extends Progress {
   /** Per segment: what each replica's teardown() returned. */
   results: Record<string, unknown[]>;

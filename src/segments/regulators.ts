@@ -6,6 +6,7 @@ import { Regulator, type SegmentContext } from './segment.js';
 import { copyRecord, holdsSharedMemory } from '../codec/copy.js';
 import { intInRange } from '../util/check.js';
 
+/** Options of `batch()`. */
 export interface BatchOptions {
   /** Records per batch. */
   size: number;

@@ -5,6 +5,7 @@ import type { DType, Tensor } from '../codec/types.js';
 import { callerFile } from './locate.js';
 import { func } from '../util/check.js';
 
+/** What a segment does with records. */
 export type SegmentKind = 'source' | 'transform' | 'sink' | 'regulator';
 
 /** What segment code sees besides its records. */
@@ -41,8 +42,11 @@ export interface SegmentContext<O = unknown> {
 /** A class-style segment: `setup` and `teardown` run once per replica, inside the worker. */
 export interface SegmentClass<O = any> {
   new (): {
+    /** Once per replica, before the first record, with the options given at declaration. */
     setup?(options: O, ctx: SegmentContext<O>): unknown;
+    /** Per record (one argument per input, then ctx); for sources and regulators, once. */
     run(...args: any[]): unknown;
+    /** After the last record; what it returns is this replica's entry in `result.results`. */
     teardown?(ctx: SegmentContext<O>): unknown;
   };
 }
@@ -50,6 +54,7 @@ export interface SegmentClass<O = any> {
 /** Per-error decision of `onError` as a function: drop the record or stop the run. */
 export type ErrorDecision = 'skip' | 'fail';
 
+/** Options of a segment's declaration: its name, the options its code receives, where its code is. */
 export interface SegmentOptions<O = unknown> {
   /** Name in errors, stats and diagrams. Default: the function's or class's name. */
   name?: string;
@@ -64,10 +69,15 @@ export interface SegmentOptions<O = unknown> {
   export?: string;
 }
 
+/** Segment code given as a function. */
 export type AnyFunction = (...args: any[]) => any;
 
 let anonymous = 0;
 
+/**
+ * What Source, Transform, Sink and Regulator share: the code, its name and options, and where to
+ * find it (module and export) for workers.
+ */
 export abstract class Segment<O = unknown> {
   abstract readonly kind: SegmentKind;
   readonly impl: AnyFunction | SegmentClass<O>;

@@ -5,6 +5,7 @@ import { Writable } from 'node:stream';
 import { Source, type SegmentContext } from './segment.js';
 import { intInRange, optional } from '../util/check.js';
 
+/** Options of {@link writableSource}. */
 export interface WritableSourceOptions {
   /** Name of the source segment. Default 'writable'. */
   name?: string;

@@ -25,6 +25,7 @@ export function niceTicks(lo: number, hi: number, count = 5): number[] {
   return ticks;
 }
 
+/** Options of {@link renderLearningCurves}. */
 export interface ChartOptions {
   title?: string;
   /** Metrics to draw, in order. Default: the sweep's metric, then loss/val_loss/acc/val_acc and any others (at most 6). */

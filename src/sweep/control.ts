@@ -29,6 +29,7 @@ export interface ControlHandlers {
   log(message: string): void;
 }
 
+/** What a trainer process sends the sweep: one JSON line each. */
 type ClientMessage =
   | { t: 'ready'; trial: string; info: TrainerReady }
   | { t: 'epoch'; trial: string; n: number; report: EpochReport }
@@ -137,6 +138,7 @@ export class ControlServer {
   }
 }
 
+/** How long a trainer waits for the sweep over its control channel. */
 export interface ControlClientOptions {
   /** Give up waiting for an epoch decision after this many ms and continue. Default 60,000. */
   replyTimeoutMs?: number;
@@ -174,6 +176,7 @@ export class ControlClient {
     socket.on('error', drop);
   }
 
+  /** Connects to the sweep's control socket at `address`, as the trainer of `trialId`. */
   static connect(address: string, trialId: string, options: ControlClientOptions = {}): Promise<ControlClient> {
     return new Promise((resolve, reject) => {
       const socket = connect(address);
@@ -195,6 +198,7 @@ export class ControlClient {
     };
   }
 
+  /** Reports an epoch; resolves with the sweep's decision (continue after `replyTimeoutMs` without one). */
   epoch(report: EpochReport): Promise<EpochDecision> {
     return this.request((n) => ({ t: 'epoch', trial: this.trialId, n, report }), this.timeoutMs);
   }
@@ -216,6 +220,7 @@ export class ControlClient {
     });
   }
 
+  /** Ends the connection once what was sent is flushed. */
   close(): Promise<void> {
     if (this.closed) return Promise.resolve();
     this.closed = true;

@@ -14,6 +14,7 @@
 import { InvalidArgumentError } from '../errors.js';
 import { isBetter, resolveMode, type MonitorMode } from '../train/monitor.js';
 
+/** A rule's verdict on a trial at an epoch, with the reason when it stops it. */
 export interface StopDecision {
   stop: boolean;
   reason?: string;
@@ -25,6 +26,10 @@ export interface StoppingRule {
   report(trialId: string, epoch: number, value: number): StopDecision;
 }
 
+/**
+ * The median rule: stop a trial whose best so far is worse than the median of the other trials'
+ * running averages at the same epoch.
+ */
 export interface MedianStoppingOptions {
   rule: 'median';
   /** Never stop a trial at or before this epoch. Default 1. */
@@ -33,6 +38,10 @@ export interface MedianStoppingOptions {
   minTrials?: number;
 }
 
+/**
+ * Asynchronous successive halving: at each rung keep the top 1/reductionFactor of the trials that
+ * reached it.
+ */
 export interface SuccessiveHalvingOptions {
   rule: 'successive-halving';
   /** Epoch of the first rung. Default 1. */
@@ -46,6 +55,7 @@ export interface SuccessiveHalvingOptions {
 /** Early-stopping configuration of a sweep. */
 export type EarlyStoppingRuleOptions = MedianStoppingOptions | SuccessiveHalvingOptions;
 
+/** The metric a rule ranks trials by, and its direction. */
 export interface RuleMetric {
   /** Metric name (for messages). */
   metric: string;

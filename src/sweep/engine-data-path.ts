@@ -17,6 +17,7 @@ import { TrainerSink, type TrainerSinkOptions } from './trainer-sink.js';
 
 const TRAINER_SINK_MODULE = new URL('./trainer-sink.js', import.meta.url).href;
 
+/** Options of {@link engineDataPath}. */
 export interface EngineDataPathOptions {
   /**
    * Adds the source and preprocessing segments of one wave to `graph` and returns the stream the
@@ -38,6 +39,10 @@ export interface EngineDataPathOptions {
 /** Name of a trial's trainer segment in the wave's graph. */
 export const trainerSegmentName = (trialId: string) => `trainer-${trialId}`;
 
+/**
+ * The data path on the engine: each wave runs one graph whose stream `build` returns is broadcast
+ * to one trainer sink per trial (processes by default, each bound to its GPU).
+ */
 export function engineDataPath(options: EngineDataPathOptions): DataPath {
   const isolation = options.isolation ?? 'process';
   if (isolation !== 'process' && isolation !== 'thread') throw new InvalidArgumentError(`isolation must be 'process' or 'thread', got '${String(isolation)}'`);

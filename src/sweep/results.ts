@@ -30,6 +30,7 @@ export interface SweepResultsFile {
   best: BestTrial | null;
 }
 
+/** Paths of the files a sweep writes into `out`. */
 export interface ResultFiles {
   json: string;
   csv: string;

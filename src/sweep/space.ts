@@ -37,6 +37,7 @@ export type Distribution =
 /** Random search space: a distribution, or a fixed value, per parameter. */
 export type RandomSpace = Record<string, Distribution | { value: unknown }>;
 
+/** A seeded random search: `trials` parameter sets drawn from `space`. */
 export interface RandomSearchOptions {
   space: RandomSpace;
   /** Number of trials (distinct parameter sets). */

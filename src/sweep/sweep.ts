@@ -41,6 +41,7 @@ export interface WaveTrial {
   slot: TrainerSlot;
 }
 
+/** Trials that run at the same time, reading one stream. */
 export interface Wave {
   /** 0-based. */
   index: number;
@@ -49,6 +50,7 @@ export interface Wave {
 
 /** What a data path relays from each trainer to the sweep (see {@link trainerContext}). */
 export interface WaveEvents {
+  /** A trainer has loaded its backend and built its model. */
   ready(trialId: string, info: TrainerReady): void;
   /** Returns the early-stopping decision to hand back to the trainer. */
   epoch(trialId: string, report: EpochReport): EpochDecision | Promise<EpochDecision>;
@@ -57,6 +59,7 @@ export interface WaveEvents {
    * the trainer waits until it returns.
    */
   checkpoint?(trialId: string, checkpoint: TrainerCheckpoint): void | Promise<void>;
+  /** A line for the sweep's log. */
   log(message: string): void;
 }
 
@@ -72,6 +75,7 @@ export interface DataPath {
   name: string;
   /** `'process'`: each trainer in its own process with `env` applied (required for GPU binding). */
   isolation: 'process' | 'thread' | 'in-process';
+  /** Trains every trial of `wave` on one stream; resolves with each trial's result, in order. */
   runWave(wave: Wave, events: WaveEvents): Promise<TrainerResult[]>;
   /** How agents rebuild this data path when the sweep runs on a cluster (engineDataPath sets it). */
   remote?: RemoteDataPath;
@@ -99,6 +103,7 @@ export function trainerContext(trialId: string, events: WaveEvents): TrainerCont
   };
 }
 
+/** Options of {@link inProcessDataPath}. */
 export interface InProcessDataPathOptions {
   /** The stream for one wave: batches and `{ epochEnd: n }` markers for all epochs. Called once per wave. */
   stream(wave: Wave): Iterable<unknown> | AsyncIterable<unknown>;
@@ -179,7 +184,12 @@ export interface SweepOptions {
   /** Console output. Default `'auto'`. */
   console?: ConsoleMode;
   /** Stream for the console view. Default `process.stderr`. */
-  consoleStream?: { write(s: string): unknown; isTTY?: boolean };
+  consoleStream?: {
+    /** Writes console text. */
+    write(s: string): unknown;
+    /** A terminal: with `console: 'auto'` the live table is drawn, else plain lines. */
+    isTTY?: boolean;
+  };
 }
 
 /** What {@link sweep} returns. */

@@ -2,11 +2,13 @@
 import type { ErrorInfo, EpochReport } from '../train/trainer.js';
 import type { Params } from './space.js';
 
+/** Where a trial is: not started, training, or how it ended. */
 export type TrialState = 'pending' | 'running' | 'completed' | 'stopped' | 'failed';
 
 /** One epoch of a trial in the results (an {@link EpochReport} without the trial id). */
 export type EpochEntry = Omit<EpochReport, 'trialId'>;
 
+/** A trial as the sweep reports it: parameters, placement, backend, history, score and outcome. */
 export interface TrialRecord {
   id: string;
   index: number;

@@ -26,6 +26,7 @@ export type Tf = typeof TF;
  */
 export type BackendPreference = 'auto' | 'tfjs-node-gpu' | 'tfjs-node' | 'wasm' | 'cpu';
 
+/** Every value a backend option takes. */
 export const BACKEND_PREFERENCES: readonly BackendPreference[] = ['auto', 'tfjs-node-gpu', 'tfjs-node', 'wasm', 'cpu'];
 
 /** The outcome of {@link loadTf}. */
@@ -50,6 +51,7 @@ export interface ResolvedBackend {
   description: string;
 }
 
+/** Options of {@link loadTf}. */
 export interface LoadTfOptions {
   /** Backend to use. Default `'auto'`. */
   backend?: BackendPreference;

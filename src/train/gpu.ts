@@ -26,6 +26,7 @@ export interface GpuResolution {
   note: string;
 }
 
+/** How {@link detectGpus} runs nvidia-smi. */
 export interface DetectGpusOptions {
   /** nvidia-smi executable. Default `'nvidia-smi'` (looked up on PATH). */
   nvidiaSmi?: string;
@@ -90,6 +91,7 @@ export interface TrainerSlot {
   gpu: number | null;
 }
 
+/** Options of {@link planSlots}. */
 export interface SlotPlanOptions {
   /** Trainers wanted at the same time (>= 1). */
   concurrency: number;

@@ -4,6 +4,7 @@ import { InvalidArgumentError } from '../errors.js';
 /** Which direction is better for a metric. `'auto'`: `'min'` when its name contains "loss", else `'max'`. */
 export type MonitorMode = 'min' | 'max' | 'auto';
 
+/** A metric to watch, its direction, and the smallest change that counts. */
 export interface MonitorOptions {
   /** Metric name as reported per epoch, e.g. `'val_loss'`, `'val_acc'`, `'loss'`. */
   monitor: string;
@@ -26,6 +27,7 @@ export function isBetter(a: number, b: number, mode: 'min' | 'max', minDelta = 0
   return mode === 'min' ? a < b - minDelta : a > b + minDelta;
 }
 
+/** Follows one metric epoch by epoch: its best value and epoch, and epochs since it improved. */
 export class MetricMonitor {
   readonly metric: string;
   readonly mode: 'min' | 'max';

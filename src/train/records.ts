@@ -8,6 +8,7 @@ import type * as TF from '@tensorflow/tfjs';
 import type { Tf } from './backend.js';
 import { TrainerError } from './errors.js';
 
+/** The typed arrays a tensor record's `data` may be. */
 export type TypedArray =
   | Float32Array
   | Float64Array
@@ -53,6 +54,7 @@ export function epochEnd(n: number): EpochEnd {
   return { epochEnd: n };
 }
 
+/** True for an epoch-end marker `{ epochEnd: n }`. */
 export function isEpochEnd(r: unknown): r is EpochEnd {
   return typeof r === 'object' && r !== null && typeof (r as EpochEnd).epochEnd === 'number' && !('xs' in r);
 }
@@ -61,6 +63,7 @@ export function isTensorRecord(v: unknown): v is TensorRecord {
   return typeof v === 'object' && v !== null && ArrayBuffer.isView((v as TensorRecord).data) && Array.isArray((v as TensorRecord).shape);
 }
 
+/** True for a mini-batch `{ xs, ys }`. */
 export function isBatch(r: unknown): r is Batch {
   return typeof r === 'object' && r !== null && 'xs' in r && 'ys' in r;
 }
@@ -100,6 +103,7 @@ export function toTensor(tf: Tf, r: TensorRecord, what = 'tensor'): TF.Tensor {
   return tf.tensor(Float32Array.from(r.data as ArrayLike<number>), shape, 'float32');
 }
 
+/** A tensor group as tfjs tensors. */
 type Converted = TF.Tensor | TF.Tensor[] | TF.NamedTensorMap;
 
 /** Converts a tensor group (see {@link TensorGroup}) to tensors; dispose them with {@link disposeTensors}. */

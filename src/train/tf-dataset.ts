@@ -12,8 +12,14 @@ import { isBatch, toTensors, type Batch } from './records.js';
 import { TrainerError } from './errors.js';
 
 /** What toTfDataset() reads: a Pipeline (its iterate()), or a function giving one pass of records. */
-export type TfDatasetSource = { iterate(options?: IterateOptions): AsyncIterable<unknown> } | ((options: IterateOptions) => AsyncIterable<unknown>);
+export type TfDatasetSource =
+  | {
+      /** One pass of the records (a Pipeline's iterate()). */
+      iterate(options?: IterateOptions): AsyncIterable<unknown>;
+    }
+  | ((options: IterateOptions) => AsyncIterable<unknown>);
 
+/** Options of {@link toTfDataset}: those of iterate() (views excepted), the tf namespace, and a map. */
 export interface TfDatasetOptions extends IterateOptions {
   /** The tfjs namespace whose model will train on the dataset (e.g. from loadTf()). */
   tf: Tf;

@@ -210,6 +210,7 @@ export type EpochDecision = void | 'continue' | 'stop' | { stop: boolean; reason
 
 /** Hooks given by whoever drives the trainer (a sweep, a test). Not cloneable: built on the trainer's side. */
 export interface TrainerContext {
+  /** Called once the backend is loaded and the model built. */
   onReady?(info: TrainerReady): void;
   /** Called after each epoch; may stop the trial (early-stopping schedulers). */
   onEpoch?(report: EpochReport): EpochDecision | Promise<EpochDecision>;
@@ -219,9 +220,11 @@ export interface TrainerContext {
    * removed when the next checkpoint is complete.
    */
   onCheckpoint?(checkpoint: TrainerCheckpoint): void | Promise<void>;
+  /** Lines for the driver's log. */
   log?(message: string): void;
 }
 
+/** How a trial ended: it trained to the end, was stopped early, or failed. */
 export type TrialStatus = 'completed' | 'stopped' | 'failed';
 
 /** Serializable error. */
@@ -260,8 +263,10 @@ export interface TrainerResult {
   seconds: number;
 }
 
+/** Where a trainer is in its life. */
 type State = 'new' | 'training' | 'stopped' | 'failed' | 'done';
 
+/** What an epoch has added up so far. */
 interface EpochAcc {
   start: number;
   wait: number;
@@ -274,6 +279,12 @@ interface EpochAcc {
 
 const now = () => performance.now();
 
+/**
+ * Trains a TensorFlow.js model on a stream of batches and epoch markers: `setup(options)` loads
+ * the backend and builds the model, `run(record)` trains on a batch (a marker ends an epoch:
+ * validation, report, early stopping, checkpoint), `teardown()` tests, saves and returns the result.
+ * A sweep runs one as a sink in each trainer process; it can be driven directly.
+ */
 export class Trainer {
   private state: State = 'new';
   private opts!: TrainerOptions;
